@@ -1,0 +1,177 @@
+// Package config reads the service's settings from the environment, in one
+// place, and reports every missing or invalid one at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting the service reads.
+type Config struct {
+	// Meta.
+	AppSecret    string // WHATSAPP_APP_SECRET: verifies webhook signatures
+	VerifyToken  string // WHATSAPP_VERIFY_TOKEN: answers the subscription handshake
+	AccessToken  string // WHATSAPP_ACCESS_TOKEN: Graph API bearer token
+	GraphBaseURL string // GRAPH_API_BASE_URL
+	GraphVersion string // GRAPH_API_VERSION
+
+	// Google Cloud.
+	Project  string // GOOGLE_CLOUD_PROJECT
+	Location string // GOOGLE_CLOUD_LOCATION, for Gemini
+
+	// Backends.
+	Store       string        // STORE: memory or firestore
+	Queue       string        // QUEUE: inprocess or pubsub
+	MediaBucket string        // MEDIA_BUCKET: Cloud Storage bucket; empty means MediaDir
+	MediaDir    string        // MEDIA_DIR: local folder for staged audio
+	MarkerTTL   time.Duration // MARKER_TTL: how long a message id is remembered
+	Workers     int           // QUEUE_WORKERS: in-process reply workers
+
+	// Reply pipeline.
+	GeminiModel  string        // GEMINI_MODEL
+	SystemPrompt string        // SYSTEM_PROMPT; empty means the gemini package's default
+	HistoryTurns int           // HISTORY_TURNS
+	HistoryTTL   time.Duration // HISTORY_TTL
+	ReplyMode    string        // REPLY_MODE: audio, text, both or mirror
+	Fallback     string        // FALLBACK_MESSAGE
+	STTModel     string        // STT_MODEL
+	STTLocation  string        // STT_LOCATION
+	STTLanguages []string      // STT_LANGUAGES, comma separated
+	SpeechURL    string        // SPEECH_ENDPOINT: host:port override
+	TTSVoice     string        // TTS_VOICE
+	TTSLanguage  string        // TTS_LANGUAGE
+	TTSURL       string        // TTS_ENDPOINT: host:port override
+
+	LogLevel slog.Level // LOG_LEVEL: debug, info, warn or error
+}
+
+// Load reads the configuration through getenv (os.Getenv in production, a map
+// in tests). It returns every problem it found, joined, rather than the first.
+func Load(getenv func(string) string) (Config, error) {
+	r := reader{getenv: getenv}
+	c := Config{
+		AppSecret:    r.required("WHATSAPP_APP_SECRET"),
+		VerifyToken:  r.required("WHATSAPP_VERIFY_TOKEN"),
+		AccessToken:  r.required("WHATSAPP_ACCESS_TOKEN"),
+		GraphBaseURL: r.str("GRAPH_API_BASE_URL", "https://graph.facebook.com"),
+		GraphVersion: r.str("GRAPH_API_VERSION", "v25.0"),
+
+		Project:  r.str("GOOGLE_CLOUD_PROJECT", ""),
+		Location: r.str("GOOGLE_CLOUD_LOCATION", "global"),
+
+		Store:       r.oneOf("STORE", "memory", "memory", "firestore"),
+		Queue:       r.oneOf("QUEUE", "inprocess", "inprocess", "pubsub"),
+		MediaBucket: r.str("MEDIA_BUCKET", ""),
+		MediaDir:    r.str("MEDIA_DIR", ".media"),
+		MarkerTTL:   r.duration("MARKER_TTL", 7*24*time.Hour),
+		Workers:     r.positive("QUEUE_WORKERS", 8),
+
+		GeminiModel:  r.str("GEMINI_MODEL", "gemini-3.5-flash"),
+		SystemPrompt: r.str("SYSTEM_PROMPT", ""),
+		HistoryTurns: r.positive("HISTORY_TURNS", 10),
+		HistoryTTL:   r.duration("HISTORY_TTL", 24*time.Hour),
+		ReplyMode:    r.oneOf("REPLY_MODE", "audio", "audio", "text", "both", "mirror"),
+		Fallback:     r.str("FALLBACK_MESSAGE", "Sorry, we couldn't process your request. Please try again later"),
+		STTModel:     r.str("STT_MODEL", "chirp_3"),
+		STTLocation:  r.str("STT_LOCATION", "us"),
+		STTLanguages: r.list("STT_LANGUAGES", "auto"),
+		SpeechURL:    r.str("SPEECH_ENDPOINT", ""),
+		TTSVoice:     r.str("TTS_VOICE", "en-US-Chirp3-HD-Achernar"),
+		TTSLanguage:  r.str("TTS_LANGUAGE", "en-US"),
+		TTSURL:       r.str("TTS_ENDPOINT", ""),
+
+		LogLevel: r.level("LOG_LEVEL"),
+	}
+	if c.Store == "firestore" && c.Project == "" {
+		r.fail("GOOGLE_CLOUD_PROJECT is required with STORE=firestore")
+	}
+	if c.Queue == "pubsub" && c.Project == "" {
+		r.fail("GOOGLE_CLOUD_PROJECT is required with QUEUE=pubsub")
+	}
+	return c, errors.Join(r.errs...)
+}
+
+// reader collects problems while reading variables.
+type reader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (r *reader) fail(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf(format, args...))
+}
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) required(name string) string {
+	v := r.getenv(name)
+	if strings.TrimSpace(v) == "" {
+		r.fail("%s is required", name)
+	}
+	return v
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(r.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail("%s=%q: want one of %s", name, v, strings.Join(allowed, ", "))
+	return def
+}
+
+func (r *reader) duration(name string, def time.Duration) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		r.fail("%s=%q: want a positive duration such as 24h", name, v)
+		return def
+	}
+	return d
+}
+
+func (r *reader) positive(name string, def int) int {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		r.fail("%s=%q: want a positive whole number", name, v)
+		return def
+	}
+	return n
+}
+
+func (r *reader) list(name, def string) []string {
+	var out []string
+	for _, s := range strings.Split(r.str(name, def), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *reader) level(name string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(r.str(name, "info"))); err != nil {
+		r.fail("%s=%q: want debug, info, warn or error", name, r.getenv(name))
+	}
+	return l
+}

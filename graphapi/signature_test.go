@@ -1,0 +1,103 @@
+package graphapi_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/patternai/whatsapp-node/graphapi"
+)
+
+func TestValidateSignature(t *testing.T) {
+	t.Parallel()
+	const secret = "app-secret"
+	body := readFixture(t, "text_unicode_escapes.json")
+	if !strings.Contains(string(body), `\u00e1`) || !strings.Contains(string(body), "@") {
+		t.Fatal("fixture lost its unicode escapes or its '@'")
+	}
+	good := graphapi.ComputeSignature(body, secret)
+	tests := []struct {
+		name   string
+		body   []byte
+		header string
+		secret string
+		want   error
+	}{
+		{"good", body, good, secret, nil},
+		{"missing", body, "", secret, graphapi.ErrNotSigned},
+		{"bad hex", body, "sha256=zz", secret, graphapi.ErrInvalidSignature},
+		{"no prefix", body, strings.TrimPrefix(good, "sha256="), secret, graphapi.ErrInvalidSignature},
+		{"sha1 prefix", body, "sha1=" + strings.TrimPrefix(good, "sha256="), secret, graphapi.ErrInvalidSignature},
+		{"truncated", body, good[:len(good)-2], secret, graphapi.ErrInvalidSignature},
+		{"wrong secret", body, graphapi.ComputeSignature(body, "other"), secret, graphapi.ErrInvalidSignature},
+		{"body changed", append([]byte(" "), body...), good, secret, graphapi.ErrInvalidSignature},
+		// Re-encoding the JSON (unescaping \u00e1) changes the bytes and must
+		// not validate: the signature covers the raw body only.
+		{"re-encoded body", []byte(strings.ReplaceAll(string(body), `\u00e1`, "á")), good, secret, graphapi.ErrInvalidSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if err := graphapi.ValidateSignature(tt.body, tt.header, tt.secret); !errors.Is(err, tt.want) {
+				t.Errorf("ValidateSignature = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateSignatureRejectsWithoutSecret(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{}`)
+	// A signature made with the empty key is still refused: no secret, no service.
+	if err := graphapi.ValidateSignature(body, graphapi.ComputeSignature(body, ""), ""); err == nil {
+		t.Error("ValidateSignature with an empty secret = nil, want an error")
+	}
+}
+
+func TestComputeSignatureKnownValue(t *testing.T) {
+	t.Parallel()
+	// HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog"), a published test vector.
+	got := graphapi.ComputeSignature([]byte("The quick brown fox jumps over the lazy dog"), "key")
+	want := "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+	if got != want {
+		t.Errorf("ComputeSignature = %s, want %s", got, want)
+	}
+}
+
+func FuzzValidateSignature(f *testing.F) {
+	f.Add([]byte(`{"object":"whatsapp_business_account"}`), "sha256=00", "secret")
+	f.Add([]byte(`caf\u00e9 @`), "", "s")
+	f.Fuzz(func(t *testing.T, body []byte, header, secret string) {
+		err := graphapi.ValidateSignature(body, header, secret)
+		if secret != "" && err == nil && header != graphapi.ComputeSignature(body, secret) &&
+			!strings.EqualFold(header, graphapi.ComputeSignature(body, secret)) {
+			t.Fatalf("accepted header %q that is not the body's signature", header)
+		}
+		if secret != "" {
+			if err := graphapi.ValidateSignature(body, graphapi.ComputeSignature(body, secret), secret); err != nil {
+				t.Fatalf("rejected the body's own signature: %v", err)
+			}
+		}
+	})
+}
+
+func FuzzParsePayload(f *testing.F) {
+	for _, name := range []string{"text.json", "batch.json", "audio_voice.json", "status_failed.json", "username_user.json"} {
+		f.Add(readFixture(f, name))
+	}
+	f.Add([]byte(`{"entry":[{"changes":[{"field":"messages","value":{"messages":[{"type":"x"}]}}]}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p, err := graphapi.ParsePayload(body)
+		if err != nil {
+			return
+		}
+		for _, e := range p.Entry {
+			for _, c := range e.Changes {
+				for i := range c.Value.Messages {
+					c.Value.SenderKey(&c.Value.Messages[i])
+					c.Value.ProfileName(&c.Value.Messages[i])
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,47 @@
+// Package handlers is the service's HTTP surface: Meta's webhook (the
+// verification handshake and notifications) and, with Pub/Sub, the push
+// endpoint that runs the reply pipeline. All routes are declared in New.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/patternai/whatsapp-node/queue"
+)
+
+// MaxBodyBytes caps a webhook body. Meta batches up to about 3 MB.
+const MaxBodyBytes = 4 << 20
+
+// Deduper records inbound messages so that Meta's redeliveries are recognised.
+type Deduper interface {
+	Accept(ctx context.Context, ids []string) (created []bool, err error)
+	Release(ctx context.Context, ids []string) error
+}
+
+// Enqueuer hands accepted messages to the reply pipeline.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, jobs []queue.Job) error
+}
+
+// Deps are what the handlers need; all are required.
+type Deps struct {
+	AppSecret   string
+	VerifyToken string
+	// Project names the Google Cloud project, for log trace ids.
+	Project string
+	Store   Deduper
+	Queue   Enqueuer
+	Logger  *slog.Logger
+}
+
+// New returns the service's routes. The webhook answers at the function's
+// root URL and at /webhook, whichever the Meta app was configured with.
+func New(d Deps) http.Handler {
+	mux := http.NewServeMux()
+	webhook := Webhook(d)
+	mux.Handle("/{$}", webhook)
+	mux.Handle("/webhook", webhook)
+	return mux
+}

@@ -1,0 +1,198 @@
+package handlers
+
+import (
+	"crypto/subtle"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/patternai/whatsapp-node/graphapi"
+	"github.com/patternai/whatsapp-node/logging"
+	"github.com/patternai/whatsapp-node/queue"
+)
+
+// Webhook serves Meta's verification handshake (GET) and notifications (POST).
+func Webhook(d Deps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet:
+			verify(w, r, d.VerifyToken)
+		case http.MethodPost:
+			notify(w, r, d)
+		default:
+			w.Header().Set("Allow", "GET, POST")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		}
+	})
+}
+
+// verify answers the subscription handshake: the challenge when the token
+// matches, 403 otherwise. An unset token matches nothing.
+func verify(w http.ResponseWriter, r *http.Request, token string) {
+	q := r.URL.Query()
+	given := q.Get("hub.verify_token")
+	if token == "" || q.Get("hub.mode") != "subscribe" ||
+		subtle.ConstantTimeCompare([]byte(given), []byte(token)) != 1 {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, q.Get("hub.challenge"))
+}
+
+// notify takes one notification: check the signature over the raw bytes,
+// parse, record each new message and queue it. It answers 200 only once every
+// message is queued or known, and 503 when a retry by Meta can help.
+func notify(w http.ResponseWriter, r *http.Request, d Deps) {
+	log := logging.With(d.Logger, logging.Trace(d.Project, r.Header.Get("X-Cloud-Trace-Context")))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			log.Warn("webhook body too large", "limit", tooBig.Limit)
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		log.Warn("webhook body unreadable", "error", err)
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	if err := graphapi.ValidateSignature(body, r.Header.Get(graphapi.SignatureHeader), d.AppSecret); err != nil {
+		log.Warn("webhook rejected", "error", err)
+		http.Error(w, "invalid signature", http.StatusUnauthorized)
+		return
+	}
+	payload, err := graphapi.ParsePayload(body)
+	if err != nil {
+		log.Warn("webhook malformed", "error", err, "bytes", len(body))
+		http.Error(w, "malformed payload", http.StatusBadRequest)
+		return
+	}
+
+	n := collect(payload, log)
+	n.trace = logging.Trace(d.Project, r.Header.Get("X-Cloud-Trace-Context"))
+	if err := accept(r, d, &n, log); err != nil {
+		log.Error("webhook not accepted, asking Meta to retry", "error", err,
+			"messages", len(n.jobs), "statuses", n.statuses)
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	log.Info("webhook", "messages", len(n.jobs), "queued", n.queued, "duplicates", n.duplicates,
+		"statuses", n.statuses, "errors", n.errors)
+	w.WriteHeader(http.StatusOK)
+}
+
+// notification is what one webhook carried that matters to us.
+type notification struct {
+	jobs               []queue.Job
+	statuses, errors   int
+	queued, duplicates int
+	trace              string
+}
+
+// collect flattens a payload's entries and changes into jobs, logging
+// statuses and errors, which are never answered.
+func collect(p *graphapi.Payload, log *slog.Logger) notification {
+	var n notification
+	now := time.Now()
+	for _, entry := range p.Entry {
+		for _, change := range entry.Changes {
+			if change.Field != "messages" {
+				continue
+			}
+			v := &change.Value
+			for _, s := range v.Statuses {
+				n.statuses++
+				logStatus(log, s)
+			}
+			for _, e := range v.Errors {
+				n.errors++
+				log.Warn("webhook error", "code", e.Code, "title", e.Title, "details", e.ErrorData.Details)
+			}
+			for _, m := range v.Messages {
+				if m.ID == "" {
+					log.Warn("message without id skipped", "type", m.Type)
+					continue
+				}
+				n.jobs = append(n.jobs, queue.Job{
+					Message:       m,
+					PhoneNumberID: v.Metadata.PhoneNumberID,
+					Sender:        v.SenderKey(&m),
+					ProfileName:   v.ProfileName(&m),
+					ReceivedAt:    now,
+				})
+			}
+		}
+	}
+	return n
+}
+
+func logStatus(log *slog.Logger, s graphapi.Status) {
+	if s.Status != "failed" {
+		log.Debug("status", "wamid", s.ID, "status", s.Status, "recipient", logging.Mask(s.RecipientID))
+		return
+	}
+	codes := make([]int, len(s.Errors))
+	for i, e := range s.Errors {
+		codes[i] = e.Code
+	}
+	log.Warn("message delivery failed", "wamid", s.ID, "recipient", logging.Mask(s.RecipientID), "codes", codes)
+}
+
+// accept records the messages' markers and queues the new ones. When queueing
+// fails the new markers are released, so that Meta's redelivery is processed
+// rather than dropped as a duplicate.
+func accept(r *http.Request, d Deps, n *notification, log *slog.Logger) error {
+	if len(n.jobs) == 0 {
+		return nil
+	}
+	ids, jobs := uniqueByID(n.jobs)
+	n.duplicates = len(n.jobs) - len(jobs)
+	created, err := d.Store.Accept(r.Context(), ids)
+	if err != nil {
+		return err
+	}
+	fresh := jobs[:0]
+	var freshIDs []string
+	for i, job := range jobs {
+		if !created[i] {
+			n.duplicates++
+			log.Info("duplicate message", "wamid", job.Message.ID)
+			continue
+		}
+		job.Trace = n.trace
+		fresh = append(fresh, job)
+		freshIDs = append(freshIDs, job.Message.ID)
+	}
+	if err := d.Queue.Enqueue(r.Context(), fresh); err != nil {
+		if rerr := d.Store.Release(r.Context(), freshIDs); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	n.queued = len(fresh)
+	for _, job := range fresh {
+		log.Info("message queued", "wamid", job.Message.ID, "type", job.Message.Type,
+			"from", logging.Mask(job.Sender))
+	}
+	return nil
+}
+
+// uniqueByID drops repeats of a wamid within one notification, keeping the
+// first, so the store sees each id once.
+func uniqueByID(jobs []queue.Job) ([]string, []queue.Job) {
+	seen := make(map[string]bool, len(jobs))
+	ids := make([]string, 0, len(jobs))
+	unique := make([]queue.Job, 0, len(jobs))
+	for _, job := range jobs {
+		if seen[job.Message.ID] {
+			continue
+		}
+		seen[job.Message.ID] = true
+		ids = append(ids, job.Message.ID)
+		unique = append(unique, job)
+	}
+	return ids, unique
+}

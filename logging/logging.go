@@ -1,0 +1,95 @@
+// Package logging writes log/slog records as the one-JSON-object-per-line
+// shape Cloud Logging reads from stdout: "severity", "message" and the
+// request's trace, so every line of one webhook or reply groups together.
+package logging
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// TraceKey is the field Cloud Logging uses to group lines by trace.
+const TraceKey = "logging.googleapis.com/trace"
+
+// New returns a JSON logger in Cloud Logging's shape at the given level.
+func New(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) > 0 {
+				return a
+			}
+			switch a.Key {
+			case slog.MessageKey:
+				a.Key = "message"
+			case slog.LevelKey:
+				a.Key = "severity"
+				a.Value = slog.StringValue(severity(a.Value.Any().(slog.Level)))
+			case slog.TimeKey:
+				a.Key = "time"
+			}
+			return a
+		},
+	}))
+}
+
+// severity maps slog levels onto Cloud Logging's severities.
+func severity(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "ERROR"
+	case l >= slog.LevelWarn:
+		return "WARNING"
+	case l >= slog.LevelInfo:
+		return "INFO"
+	default:
+		return "DEBUG"
+	}
+}
+
+// Trace turns an X-Cloud-Trace-Context header ("TRACE_ID/SPAN_ID;o=1") into
+// the "projects/P/traces/TRACE_ID" value Cloud Logging expects, or "" when
+// either part is missing.
+func Trace(project, header string) string {
+	id, _, _ := strings.Cut(header, "/")
+	if project == "" || id == "" {
+		return ""
+	}
+	return "projects/" + project + "/traces/" + id
+}
+
+// With returns logger with the trace attached, when there is one.
+func With(logger *slog.Logger, trace string) *slog.Logger {
+	if trace == "" {
+		return logger
+	}
+	return logger.With(TraceKey, trace)
+}
+
+// Mask hides all but the last four characters of a phone number or user id,
+// enough to tell users apart in logs without recording who they are.
+func Mask(id string) string {
+	const keep = 4
+	if len(id) <= keep {
+		return strings.Repeat("*", len(id))
+	}
+	return "…" + id[len(id)-keep:]
+}
+
+type ctxKey struct{}
+
+// NewContext carries logger in ctx, so code far from the request can log with
+// its trace.
+func NewContext(ctx context.Context, logger *slog.Logger) context.Context {
+	return context.WithValue(ctx, ctxKey{}, logger)
+}
+
+// FromContext returns the logger NewContext stored, or slog's default.
+func FromContext(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(ctxKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
