@@ -77,22 +77,57 @@ type Store interface {
 	// returns ErrReplied once the message was answered and ErrClaimed while
 	// another holder's lease is live.
 	Claim(ctx context.Context, id string, lease time.Duration) (Marker, error)
-	// MarkSent records that one part of the reply was delivered.
+	// MarkSent records that one part of the reply was delivered; recording a
+	// part twice keeps one copy. It never fails for want of a marker: a
+	// missing or expired one is created in Processing with a lapsed lease, so
+	// the fact that the part went out is kept and a later Claim resumes.
 	MarkSent(ctx context.Context, id, part string) error
-	// Complete marks the message Replied.
+	// Complete marks the message Replied, creating the marker if it is
+	// missing or expired, because the reply went out either way.
 	Complete(ctx context.Context, id string) error
 
-	// History returns the user's last n turns that have not expired, oldest first.
+	// History returns the user's last n turns that have not expired, oldest
+	// first. Turns with the same At are ordered by ID. A turn expires
+	// HistoryTTL after its At.
 	History(ctx context.Context, user string, n int) ([]Turn, error)
 	// AppendTurns adds turns to the user's conversation. Concurrent appends
-	// for one user never lose a turn.
+	// for one user never lose a turn. A turn whose ID is already stored
+	// replaces it, so a retried append adds nothing. Every turn needs an ID;
+	// a zero At is set to the current time.
 	AppendTurns(ctx context.Context, user string, turns ...Turn) error
 }
 
-// Options are the retention settings shared by both implementations.
+// Default retention, used where Options leaves a field zero.
+const (
+	DefaultMarkerTTL  = 7 * 24 * time.Hour
+	DefaultHistoryTTL = 24 * time.Hour
+)
+
+// Options are the retention settings shared by both implementations. The zero
+// value means the defaults.
 type Options struct {
-	MarkerTTL  time.Duration // default 7 days
-	HistoryTTL time.Duration // default 24 hours
-	// Now is the clock; tests replace it to expire markers.
+	MarkerTTL  time.Duration // default DefaultMarkerTTL
+	HistoryTTL time.Duration // default DefaultHistoryTTL
+	// Now is the clock (default time.Now); tests replace it to expire markers.
 	Now func() time.Time
+}
+
+// withDefaults fills the zero fields of o.
+func (o Options) withDefaults() Options {
+	if o.MarkerTTL <= 0 {
+		o.MarkerTTL = DefaultMarkerTTL
+	}
+	if o.HistoryTTL <= 0 {
+		o.HistoryTTL = DefaultHistoryTTL
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// now reads the clock the way Firestore keeps time: in UTC, to the
+// microsecond. Memory uses it too, so both return equal times.
+func (o Options) now() time.Time {
+	return o.Now().UTC().Truncate(time.Microsecond)
 }
