@@ -342,7 +342,9 @@ type failingStore struct{}
 func (failingStore) Accept(context.Context, []string) ([]bool, error) {
 	return nil, errors.New("firestore: unavailable")
 }
-func (failingStore) Release(context.Context, []string) error { return errors.New("firestore: unavailable") }
+func (failingStore) Release(context.Context, []string) error {
+	return errors.New("firestore: unavailable")
+}
 
 func TestStoreFailureAsksForRetry(t *testing.T) {
 	t.Parallel()
