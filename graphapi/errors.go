@@ -53,6 +53,8 @@ type APIError struct {
 	FBTraceID  string // quote it when asking Meta support about the failure
 }
 
+// Error describes the failure with Meta's code, text and fbtrace id. It never
+// holds the access token: parseError blanks it out.
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "graph api: HTTP %d", e.HTTPStatus)
