@@ -23,6 +23,7 @@ var (
 	inlineCode = regexp.MustCompile("`+([^`]*)`+")
 	lineMarker = regexp.MustCompile(`^\s*(#{1,6}\s+|>+\s*|[-*+•]\s+|\d{1,3}[.)]\s+)`)
 	ruleLine   = regexp.MustCompile(`^\s*([-*_=]\s*){3,}$`)
+	spacePunct = regexp.MustCompile(`\s+([,.;:!?])`)
 )
 
 // Speakable returns text as a voice should read it: without markdown markup
@@ -51,6 +52,8 @@ func Speakable(text string) string {
 		line = strike.ReplaceAllString(line, "$1")
 		line = inlineCode.ReplaceAllString(line, "$1")
 		line = strings.Join(strings.Fields(line), " ")
+		// Removed words can leave a space before punctuation ("see , or").
+		line = spacePunct.ReplaceAllString(line, "$1")
 		if line == "" || !hasLetterOrDigit(line) {
 			continue
 		}
