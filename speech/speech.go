@@ -123,6 +123,10 @@ func speechEndpoint(location string) string {
 }
 
 // Client transcribes and synthesizes speech. It is safe for concurrent use.
+//
+// The Google client libraries retry Unavailable and DeadlineExceeded on their
+// own, with backoff, until the context ends, so callers should give every
+// call a context with a deadline.
 type Client struct {
 	stt        *speechapi.Client
 	tts        *texttospeech.Client
