@@ -22,7 +22,7 @@ type Config struct {
 
 	// Google Cloud.
 	Project  string // GOOGLE_CLOUD_PROJECT
-	Location string // GOOGLE_CLOUD_LOCATION, for Gemini
+	Location string // GOOGLE_CLOUD_LOCATION, for Gemini; empty means the gemini package's default
 
 	// Backends.
 	Store       string        // STORE: memory or firestore
@@ -33,19 +33,21 @@ type Config struct {
 	Workers     int           // QUEUE_WORKERS: in-process reply workers
 
 	// Reply pipeline.
-	GeminiModel  string        // GEMINI_MODEL
+	GeminiModel  string        // GEMINI_MODEL; empty means the gemini package's default
+	GeminiURL    string        // GOOGLE_VERTEX_BASE_URL: Vertex AI endpoint override
 	SystemPrompt string        // SYSTEM_PROMPT; empty means the gemini package's default
 	HistoryTurns int           // HISTORY_TURNS
 	HistoryTTL   time.Duration // HISTORY_TTL
 	ReplyMode    string        // REPLY_MODE: audio, text, both or mirror
-	Fallback     string        // FALLBACK_MESSAGE
-	STTModel     string        // STT_MODEL
-	STTLocation  string        // STT_LOCATION
-	STTLanguages []string      // STT_LANGUAGES, comma separated
-	SpeechURL    string        // SPEECH_ENDPOINT: host:port override
-	TTSVoice     string        // TTS_VOICE
-	TTSLanguage  string        // TTS_LANGUAGE
-	TTSURL       string        // TTS_ENDPOINT: host:port override
+	Fallback     string        // FALLBACK_MESSAGE; empty means the reply package's default
+	// Speech settings; empty means the speech package's defaults.
+	STTModel     string   // STT_MODEL
+	STTLocation  string   // STT_LOCATION
+	STTLanguages []string // STT_LANGUAGES, comma separated
+	SpeechURL    string   // SPEECH_ENDPOINT: host:port override
+	TTSVoice     string   // TTS_VOICE
+	TTSLanguage  string   // TTS_LANGUAGE
+	TTSURL       string   // TTS_ENDPOINT: host:port override
 
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn or error
 }
@@ -62,7 +64,7 @@ func Load(getenv func(string) string) (Config, error) {
 		GraphVersion: r.str("GRAPH_API_VERSION", "v25.0"),
 
 		Project:  r.str("GOOGLE_CLOUD_PROJECT", ""),
-		Location: r.str("GOOGLE_CLOUD_LOCATION", "global"),
+		Location: r.str("GOOGLE_CLOUD_LOCATION", ""),
 
 		Store:       r.oneOf("STORE", "memory", "memory", "firestore"),
 		Queue:       r.oneOf("QUEUE", "inprocess", "inprocess", "pubsub"),
@@ -71,18 +73,19 @@ func Load(getenv func(string) string) (Config, error) {
 		MarkerTTL:   r.duration("MARKER_TTL", 7*24*time.Hour),
 		Workers:     r.positive("QUEUE_WORKERS", 8),
 
-		GeminiModel:  r.str("GEMINI_MODEL", "gemini-3.5-flash"),
+		GeminiModel:  r.str("GEMINI_MODEL", ""),
+		GeminiURL:    r.str("GOOGLE_VERTEX_BASE_URL", ""),
 		SystemPrompt: r.str("SYSTEM_PROMPT", ""),
 		HistoryTurns: r.positive("HISTORY_TURNS", 10),
 		HistoryTTL:   r.duration("HISTORY_TTL", 24*time.Hour),
 		ReplyMode:    r.oneOf("REPLY_MODE", "audio", "audio", "text", "both", "mirror"),
-		Fallback:     r.str("FALLBACK_MESSAGE", "Sorry, we couldn't process your request. Please try again later"),
-		STTModel:     r.str("STT_MODEL", "chirp_3"),
-		STTLocation:  r.str("STT_LOCATION", "us"),
-		STTLanguages: r.list("STT_LANGUAGES", "auto"),
+		Fallback:     r.str("FALLBACK_MESSAGE", ""),
+		STTModel:     r.str("STT_MODEL", ""),
+		STTLocation:  r.str("STT_LOCATION", ""),
+		STTLanguages: r.list("STT_LANGUAGES", ""),
 		SpeechURL:    r.str("SPEECH_ENDPOINT", ""),
-		TTSVoice:     r.str("TTS_VOICE", "en-US-Chirp3-HD-Achernar"),
-		TTSLanguage:  r.str("TTS_LANGUAGE", "en-US"),
+		TTSVoice:     r.str("TTS_VOICE", ""),
+		TTSLanguage:  r.str("TTS_LANGUAGE", ""),
 		TTSURL:       r.str("TTS_ENDPOINT", ""),
 
 		LogLevel: r.level("LOG_LEVEL"),

@@ -38,7 +38,7 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Store != "memory" || c.Queue != "inprocess" || c.MarkerTTL != 7*24*time.Hour ||
 		c.HistoryTurns != 10 || c.HistoryTTL != 24*time.Hour || c.ReplyMode != "audio" ||
 		c.GraphVersion != "v25.0" || c.GraphBaseURL != "https://graph.facebook.com" ||
-		!strings.HasPrefix(c.GeminiModel, "gemini-3") || c.MediaBucket != "" || c.MediaDir == "" {
+		c.MediaBucket != "" || c.MediaDir == "" {
 		t.Errorf("defaults = %+v", c)
 	}
 }

@@ -103,8 +103,9 @@ type Media struct {
 type Option func(*options)
 
 type options struct {
-	token string
-	addr  string
+	token     string
+	addr      string
+	onMessage func(Message)
 }
 
 // WithToken makes the server accept token instead of Token.
@@ -114,12 +115,17 @@ func WithToken(token string) Option { return func(o *options) { o.token = token 
 // sandbox whose configuration names a fixed URL.
 func WithAddr(addr string) Option { return func(o *options) { o.addr = addr } }
 
+// WithOnMessage calls f with each message the server accepts, so a local
+// sandbox can show the replies as they leave.
+func WithOnMessage(f func(Message)) Option { return func(o *options) { o.onMessage = f } }
+
 // Server is a fake Graph API. Its methods are safe for concurrent use.
 type Server struct {
 	URL   string // base URL, without version
 	Token string // bearer token it accepts
 
-	srv *httptest.Server
+	srv       *httptest.Server
+	onMessage func(Message)
 
 	mu          sync.Mutex
 	seq         int
@@ -157,6 +163,7 @@ func New(opts ...Option) (*Server, error) {
 	}
 	s := &Server{
 		Token:       o.token,
+		onMessage:   o.onMessage,
 		media:       map[string]*Media{},
 		urls:        map[string]downloadURL{},
 		failures:    map[Kind][]*failure{},
@@ -259,6 +266,14 @@ func (s *Server) AddMedia(data []byte, mimeType string) string {
 	id := s.nextID("media")
 	s.media[id] = &Media{ID: id, MIMEType: mimeType, Data: bytes.Clone(data)}
 	return id
+}
+
+// PutMedia stores data under a chosen media id, such as the id a webhook
+// fixture names.
+func (s *Server) PutMedia(id string, data []byte, mimeType string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.media[id] = &Media{ID: id, MIMEType: mimeType, Data: bytes.Clone(data)}
 }
 
 // FailNext makes the next n requests of kind fail with status and, when
@@ -472,6 +487,9 @@ func (s *Server) serveSend(w http.ResponseWriter, phoneNumberID string, body []b
 	m.ID = s.nextID("wamid")
 	s.messages = append(s.messages, m)
 	s.mu.Unlock()
+	if s.onMessage != nil {
+		s.onMessage(m)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"messaging_product": "whatsapp",
 		"contacts":          []map[string]string{{"input": m.To, "wa_id": m.To}},

@@ -147,3 +147,21 @@ func get(t *testing.T, url, authorization string) answer {
 	body, _ := io.ReadAll(resp.Body)
 	return answer{resp.StatusCode, body}
 }
+
+func TestPutMediaAndOnMessage(t *testing.T) {
+	t.Parallel()
+	got := make(chan graphapitest.Message, 1)
+	srv := graphapitest.NewServer(t, graphapitest.WithOnMessage(func(m graphapitest.Message) { got <- m }))
+	srv.PutMedia("1308761640948516", []byte("OggS voice"), "audio/ogg")
+	c := graphapi.New(graphapi.Config{BaseURL: srv.URL, Token: graphapitest.Token})
+	dl, err := c.DownloadMedia(t.Context(), "1308761640948516", 1<<20, "")
+	if err != nil || string(dl.Data) != "OggS voice" {
+		t.Fatalf("DownloadMedia(PutMedia id) = %v, %v", dl, err)
+	}
+	if _, err := c.SendText(t.Context(), "106540352242922", "16505551234", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m.Text != "hi" || m.To != "16505551234" {
+		t.Errorf("OnMessage got %+v", m)
+	}
+}
