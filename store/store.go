@@ -1,6 +1,22 @@
 // Package store keeps the service's state: one marker per inbound message (the
 // dedupe record that also makes replies exactly-once) and each user's recent
-// conversation turns. Firestore backs it in production, memory locally.
+// conversation turns. Firestore backs it in production (NewFirestore), memory
+// locally (NewMemory).
+//
+// Expired markers and turns are deleted by Firestore TTL policies on their
+// expireAt fields, set up once per database:
+//
+//	gcloud firestore fields ttls update expireAt --collection-group=markers --enable-ttl
+//	gcloud firestore fields ttls update expireAt --collection-group=turns --enable-ttl
+//
+// TTL deletion can lag expiry by about a day, so the code checks expireAt
+// itself and never relies on the deletion. The store needs no composite
+// index: its one query orders a conversation's turns by a single field, at.
+// No query reads expireAt, so its automatic index can be switched off, which
+// Firestore advises for timestamps that keep increasing:
+//
+//	gcloud firestore indexes fields update expireAt --collection-group=markers --disable-indexes
+//	gcloud firestore indexes fields update expireAt --collection-group=turns --disable-indexes
 package store
 
 import (

@@ -118,6 +118,7 @@ func testAccept(t *testing.T, newStore newStoreFunc) {
 		".",
 		"..",
 		"__name__",
+		"",
 		strings.Repeat("x", 2000),
 		strings.Repeat("x", 2001),
 	}
@@ -144,8 +145,8 @@ func testAccept(t *testing.T, newStore newStoreFunc) {
 			{ids: []string{"b", "c", "a", "d", "c"}, want: []bool{false, true, false, true, false}},
 		}},
 		{"awkward ids", []call{
-			{ids: awkward, want: []bool{true, true, true, true, true, true, true}},
-			{ids: awkward, want: []bool{false, false, false, false, false, false, false}},
+			{ids: awkward, want: []bool{true, true, true, true, true, true, true, true}},
+			{ids: awkward, want: []bool{false, false, false, false, false, false, false, false}},
 		}},
 		{"live marker just before expiry", []call{
 			{ids: []string{"a"}, want: []bool{true}},
@@ -532,7 +533,7 @@ func testAppendIdempotent(t *testing.T, newStore newStoreFunc) {
 	model := Turn{ID: "wamid.1/model", Role: "model", Text: "answer", At: at.Add(time.Second)}
 	f.append(t, "u", user, model)
 	f.append(t, "u", user, model)
-	f.append(t, "u", model)
+	f.append(t, "u", model, model)
 	if got, want := f.history(t, "u", 10), []Turn{user, model}; !equalTurns(got, want) {
 		t.Errorf("History after re-appending =\n%s\nwant\n%s", formatTurns(got), formatTurns(want))
 	}
@@ -590,4 +591,7 @@ func benchmarkAccept(b *testing.B, s Store) {
 
 func BenchmarkAccept1000(b *testing.B) {
 	b.Run("memory", func(b *testing.B) { benchmarkAccept(b, NewMemory(Options{})) })
+	b.Run("firestore", func(b *testing.B) {
+		benchmarkAccept(b, newFirestore(emulatorClient(b), Options{}, testPrefix()))
+	})
 }

@@ -6,10 +6,13 @@ import (
 )
 
 // prepareTurns checks that every turn has an ID and returns copies with a
-// zero At set to now and every At kept the way Firestore keeps it.
+// zero At set to now and every At kept the way Firestore keeps it. A repeated
+// ID keeps its last turn, as a second append would, so that no write touches
+// one document twice.
 func (o Options) prepareTurns(turns []Turn) ([]Turn, error) {
 	now := o.now()
-	out := make([]Turn, len(turns))
+	out := make([]Turn, 0, len(turns))
+	index := make(map[string]int, len(turns))
 	for i, t := range turns {
 		if t.ID == "" {
 			return nil, fmt.Errorf("append turns: turn %d has no ID", i)
@@ -18,7 +21,12 @@ func (o Options) prepareTurns(turns []Turn) ([]Turn, error) {
 			t.At = now
 		}
 		t.At = t.At.UTC().Truncate(time.Microsecond)
-		out[i] = t
+		if k, ok := index[t.ID]; ok {
+			out[k] = t
+			continue
+		}
+		index[t.ID] = len(out)
+		out = append(out, t)
 	}
 	return out, nil
 }

@@ -1,0 +1,114 @@
+package store
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/firestore"
+)
+
+// emulatorProject is the project the tests use in the Firestore emulator.
+const emulatorProject = "test-project"
+
+// emulatorClient connects to the emulator named by FIRESTORE_EMULATOR_HOST.
+// Without one the test is skipped, except in CI, which starts the emulator:
+// there a skip would hide a failure.
+func emulatorClient(tb testing.TB) *firestore.Client {
+	tb.Helper()
+	if os.Getenv("FIRESTORE_EMULATOR_HOST") == "" {
+		if os.Getenv("CI") == "true" {
+			tb.Fatal("FIRESTORE_EMULATOR_HOST is not set, but CI runs the Firestore emulator")
+		}
+		tb.Skip("FIRESTORE_EMULATOR_HOST is not set; start the Firestore emulator to run this test")
+	}
+	client, err := firestore.NewClient(tb.Context(), emulatorProject)
+	if err != nil {
+		tb.Fatalf("firestore.NewClient: %v", err)
+	}
+	tb.Cleanup(func() { client.Close() })
+	return client
+}
+
+// testPrefix returns a collection prefix no other test or test run uses, since
+// the emulator keeps its documents for as long as it runs.
+func testPrefix() string {
+	return "test-" + rand.Text()[:12] + "-"
+}
+
+func TestFirestore(t *testing.T) {
+	client := emulatorClient(t)
+	testStore(t, func(_ *testing.T, opts Options) Store {
+		return newFirestore(client, opts, testPrefix())
+	})
+}
+
+// TestFirestoreLayout checks the fields the TTL policies and operators rely on.
+func TestFirestoreLayout(t *testing.T) {
+	client := emulatorClient(t)
+	clock := newClock()
+	s := newFirestore(client, Options{Now: clock.Now}, testPrefix())
+	const id, user = "wamid.HBg/+=", "US.13491208655302741918"
+	if _, err := s.Accept(t.Context(), []string{id}); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	turn := Turn{ID: id + "/user", Role: "user", Text: "hi", At: clock.Now()}
+	if err := s.AppendTurns(t.Context(), user, turn); err != nil {
+		t.Fatalf("AppendTurns: %v", err)
+	}
+	tests := []struct {
+		ref  *firestore.DocumentRef
+		want map[string]any
+	}{
+		{s.markers.Doc(docID(id)), map[string]any{
+			"id": id, "state": string(Accepted), "expireAt": clock.Now().Add(DefaultMarkerTTL),
+		}},
+		{s.conversations.Doc(docID(user)).Collection(TurnsCollection).Doc(docID(turn.ID)), map[string]any{
+			"id": turn.ID, "at": clock.Now(), "expireAt": clock.Now().Add(DefaultHistoryTTL),
+		}},
+	}
+	for _, tt := range tests {
+		snap, err := tt.ref.Get(t.Context())
+		if err != nil {
+			t.Fatalf("Get(%s): %v", tt.ref.Path, err)
+		}
+		for field, want := range tt.want {
+			got, err := snap.DataAt(field)
+			if err != nil {
+				t.Errorf("%s: field %s: %v", tt.ref.Path, field, err)
+				continue
+			}
+			if wt, ok := want.(time.Time); ok {
+				if gt, ok := got.(time.Time); !ok || !gt.Equal(wt) {
+					t.Errorf("%s: %s = %v, want timestamp %v", tt.ref.Path, field, got, wt)
+				}
+			} else if got != want {
+				t.Errorf("%s: %s = %v, want %v", tt.ref.Path, field, got, want)
+			}
+		}
+	}
+}
+
+func TestDocID(t *testing.T) {
+	hashed := func(key string) string { return fmt.Sprintf("sha256-%x", sha256.Sum256([]byte(key))) }
+	long := strings.Repeat("x", maxRawID+1)
+	tests := []struct {
+		key, want string
+	}{
+		{"", hashed("")},
+		{"a/b", "612f62"},
+		{".", "2e"},
+		{"__x__", "5f5f785f5f"},
+		{strings.Repeat("x", maxRawID), strings.Repeat("78", maxRawID)},
+		{long, hashed(long)},
+	}
+	for _, tt := range tests {
+		if got := docID(tt.key); got != tt.want {
+			t.Errorf("docID(%.20q) = %.40q, want %.40q", tt.key, got, tt.want)
+		}
+	}
+}
