@@ -1,0 +1,245 @@
+// Package geminitest is a fake Vertex AI Gemini endpoint for tests and for the
+// local sandbox. It speaks the generateContent wire format on 127.0.0.1, so the
+// real gemini.Client (and the Gen AI SDK under it) talks to it unchanged and no
+// Google account is needed. It records every request, answers with scripted
+// answers or, when none is queued, with "You said: <last user text>", and can
+// fail the next requests with a chosen HTTP status.
+package geminitest
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/patternai/whatsapp-node/gemini"
+	"google.golang.org/genai"
+)
+
+// The project and location that Config uses. The fake accepts any others too.
+const (
+	Project  = "test-project"
+	Location = "global"
+)
+
+// Request is one generateContent call the fake received.
+type Request struct {
+	Project, Location, Model string
+	SystemInstruction        *genai.Content
+	Contents                 []*genai.Content
+}
+
+// UserText returns the text of the last user content, the message being
+// answered.
+func (r Request) UserText() string {
+	for i := len(r.Contents) - 1; i >= 0; i-- {
+		if c := r.Contents[i]; c != nil && c.Role == genai.RoleUser {
+			return contentText(c)
+		}
+	}
+	return ""
+}
+
+// Answer is a scripted response.
+type Answer struct {
+	// Text is the answer; empty means no content, as when a filter blocks it.
+	Text string
+	// FinishReason defaults to STOP.
+	FinishReason genai.FinishReason
+	// BlockReason, when set, answers with prompt feedback and no candidates,
+	// the way Vertex reports a blocked prompt.
+	BlockReason genai.BlockedReason
+}
+
+// Server is the fake endpoint. Its methods are safe for concurrent use.
+type Server struct {
+	// URL is the base URL to give gemini.Config.BaseURL.
+	URL string
+	srv *httptest.Server
+
+	mu         sync.Mutex
+	requests   []Request
+	answers    []Answer
+	failures   int
+	failStatus int
+}
+
+// NewServer starts a fake that is closed when the test ends.
+func NewServer(t testing.TB) *Server {
+	t.Helper()
+	s := Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start starts a fake outside of a test, for example in the local sandbox.
+// The caller must Close it.
+func Start() *Server {
+	s := &Server{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1beta1/projects/{project}/locations/{location}/publishers/google/models/{model}", s.serveModel)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("geminitest: %s %s is not implemented", r.Method, r.URL.Path))
+	})
+	s.srv = httptest.NewServer(mux)
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close shuts the fake down.
+func (s *Server) Close() { s.srv.Close() }
+
+// Config returns a gemini.Config that points at the fake and needs no
+// credentials.
+func (s *Server) Config() gemini.Config {
+	return gemini.Config{
+		Project:    Project,
+		Location:   Location,
+		Model:      gemini.DefaultModel,
+		HTTPClient: s.srv.Client(),
+		BaseURL:    s.URL,
+	}
+}
+
+// Enqueue adds answers to give, in order, before falling back to the echo.
+func (s *Server) Enqueue(answers ...Answer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answers = append(s.answers, answers...)
+}
+
+// FailNext makes the next n requests fail with the HTTP status and a
+// Google-shaped error body. Failed requests are recorded too.
+func (s *Server) FailNext(n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures, s.failStatus = n, status
+}
+
+// Requests returns the requests received so far, oldest first.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
+	model, method, _ := strings.Cut(r.PathValue("model"), ":")
+	if method != "generateContent" {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("geminitest: method %q is not implemented", method))
+		return
+	}
+	var body struct {
+		Contents          []*genai.Content `json:"contents"`
+		SystemInstruction *genai.Content   `json:"systemInstruction"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "Invalid JSON payload received. "+err.Error())
+		return
+	}
+	req := Request{
+		Project:           r.PathValue("project"),
+		Location:          r.PathValue("location"),
+		Model:             model,
+		SystemInstruction: body.SystemInstruction,
+		Contents:          body.Contents,
+	}
+
+	answer, status := s.next(req)
+	if status != 0 {
+		writeError(w, status, "geminitest: scripted failure")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	json.NewEncoder(w).Encode(response(req, answer))
+}
+
+// next records req and decides its outcome: a status to fail with, or the
+// answer to give.
+func (s *Server) next(req Request) (Answer, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, req)
+	if s.failures > 0 {
+		s.failures--
+		return Answer{}, s.failStatus
+	}
+	if len(s.answers) > 0 {
+		a := s.answers[0]
+		s.answers = s.answers[1:]
+		return a, 0
+	}
+	return Answer{Text: "You said: " + req.UserText()}, 0
+}
+
+// response builds a generateContent response in the shape Vertex returns.
+// Token counts are word counts, which keeps them deterministic.
+func response(req Request, a Answer) map[string]any {
+	promptTokens := 0
+	for _, c := range req.Contents {
+		promptTokens += len(strings.Fields(contentText(c)))
+	}
+	answerTokens := len(strings.Fields(a.Text))
+	resp := map[string]any{
+		"modelVersion": req.Model,
+		"responseId":   fmt.Sprintf("geminitest-%d", len(req.Contents)),
+		"usageMetadata": map[string]any{
+			"promptTokenCount":     promptTokens,
+			"candidatesTokenCount": answerTokens,
+			"totalTokenCount":      promptTokens + answerTokens,
+			"trafficType":          "ON_DEMAND",
+		},
+	}
+	if a.BlockReason != "" {
+		resp["promptFeedback"] = map[string]any{
+			"blockReason":        a.BlockReason,
+			"blockReasonMessage": "The prompt was blocked (geminitest).",
+		}
+		return resp
+	}
+	candidate := map[string]any{"finishReason": cmp.Or(a.FinishReason, genai.FinishReasonStop)}
+	if a.Text != "" {
+		candidate["content"] = map[string]any{
+			"role":  genai.RoleModel,
+			"parts": []map[string]any{{"text": a.Text}},
+		}
+	}
+	resp["candidates"] = []any{candidate}
+	return resp
+}
+
+// statusNames are the google.rpc.Code names Vertex puts beside HTTP statuses.
+var statusNames = map[int]string{
+	http.StatusBadRequest:          "INVALID_ARGUMENT",
+	http.StatusUnauthorized:        "UNAUTHENTICATED",
+	http.StatusForbidden:           "PERMISSION_DENIED",
+	http.StatusNotFound:            "NOT_FOUND",
+	http.StatusTooManyRequests:     "RESOURCE_EXHAUSTED",
+	http.StatusInternalServerError: "INTERNAL",
+	http.StatusServiceUnavailable:  "UNAVAILABLE",
+	http.StatusGatewayTimeout:      "DEADLINE_EXCEEDED",
+}
+
+func writeError(w http.ResponseWriter, status int, message string) {
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
+		"code":    status,
+		"message": message,
+		"status":  cmp.Or(statusNames[status], "UNKNOWN"),
+	}})
+}
+
+func contentText(c *genai.Content) string {
+	var texts []string
+	for _, p := range c.Parts {
+		if p != nil && p.Text != "" {
+			texts = append(texts, p.Text)
+		}
+	}
+	return strings.Join(texts, " ")
+}

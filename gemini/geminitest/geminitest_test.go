@@ -1,0 +1,117 @@
+package geminitest_test
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/patternai/whatsapp-node/gemini"
+	"github.com/patternai/whatsapp-node/gemini/geminitest"
+	"google.golang.org/genai"
+)
+
+func newClient(t *testing.T, s *geminitest.Server) *gemini.Client {
+	t.Helper()
+	c, err := gemini.New(t.Context(), s.Config())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return c
+}
+
+func TestEcho(t *testing.T) {
+	t.Parallel()
+	s := geminitest.NewServer(t)
+	c := newClient(t, s)
+	history := []gemini.Turn{{Role: "user", Text: "Hi"}, {Role: "model", Text: "You said: Hi"}}
+
+	got, err := c.Generate(t.Context(), history, gemini.Prompt{
+		Text:        "What is in this picture?",
+		Attachments: []gemini.Attachment{{MIMEType: "image/jpeg", Data: []byte{0xff, 0xd8, 0xff}}},
+		Language:    "en-GB",
+	})
+
+	if want := "You said: What is in this picture?"; err != nil || got != want {
+		t.Fatalf("Generate = %q, %v; want %q, nil", got, err, want)
+	}
+	reqs := s.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("Requests() has %d requests, want 1", len(reqs))
+	}
+	r := reqs[0]
+	if r.Project != geminitest.Project || r.Location != geminitest.Location || r.Model != gemini.DefaultModel {
+		t.Errorf("request went to %s/%s/%s, want %s/%s/%s", r.Project, r.Location, r.Model,
+			geminitest.Project, geminitest.Location, gemini.DefaultModel)
+	}
+	if len(r.Contents) != 3 || r.Contents[1].Role != genai.RoleModel {
+		t.Fatalf("Contents = %+v, want user, model, user", r.Contents)
+	}
+	blob := r.Contents[2].Parts[0].InlineData
+	if blob == nil || blob.MIMEType != "image/jpeg" || string(blob.Data) != "\xff\xd8\xff" {
+		t.Errorf("attachment = %+v, want the JPEG bytes", blob)
+	}
+	if r.SystemInstruction == nil || len(r.SystemInstruction.Parts) != 2 {
+		t.Errorf("SystemInstruction = %+v, want the prompt and the language hint", r.SystemInstruction)
+	}
+}
+
+func TestEnqueue(t *testing.T) {
+	t.Parallel()
+	s := geminitest.NewServer(t)
+	c := newClient(t, s)
+	s.Enqueue(
+		geminitest.Answer{Text: "First."},
+		geminitest.Answer{FinishReason: genai.FinishReasonSafety},
+		geminitest.Answer{BlockReason: genai.BlockedReasonProhibitedContent},
+	)
+
+	tests := []struct {
+		want     string
+		noAnswer bool
+	}{
+		{want: "First."},
+		{noAnswer: true},
+		{noAnswer: true},
+		{want: "You said: again"},
+	}
+	for i, tt := range tests {
+		got, err := c.Generate(t.Context(), nil, gemini.Prompt{Text: "again"})
+		if got != tt.want || errors.Is(err, gemini.ErrNoAnswer) != tt.noAnswer {
+			t.Errorf("call %d: Generate = %q, %v; want %q, no answer: %v", i, got, err, tt.want, tt.noAnswer)
+		}
+	}
+}
+
+func TestFailNext(t *testing.T) {
+	t.Parallel()
+	s := geminitest.NewServer(t)
+	c := newClient(t, s)
+	s.FailNext(2, http.StatusTooManyRequests)
+
+	for i := range 2 {
+		_, err := c.Generate(t.Context(), nil, gemini.Prompt{Text: "hi"})
+		var apiErr genai.APIError
+		if !errors.As(err, &apiErr) || apiErr.Code != http.StatusTooManyRequests || apiErr.Status != "RESOURCE_EXHAUSTED" {
+			t.Fatalf("call %d: Generate error = %v, want a 429 RESOURCE_EXHAUSTED APIError", i, err)
+		}
+		if !gemini.IsTransient(err) {
+			t.Errorf("call %d: IsTransient(%v) = false, want true", i, err)
+		}
+	}
+	if got, err := c.Generate(t.Context(), nil, gemini.Prompt{Text: "hi"}); err != nil || got != "You said: hi" {
+		t.Errorf("after the failures: Generate = %q, %v; want the echo", got, err)
+	}
+	if n := len(s.Requests()); n != 3 {
+		t.Errorf("Requests() has %d requests, want 3", n)
+	}
+}
+
+// TestStart checks the fake works outside a test, as the local sandbox uses it.
+func TestStart(t *testing.T) {
+	s := geminitest.Start()
+	defer s.Close()
+	c := newClient(t, s)
+	if got, err := c.Generate(t.Context(), nil, gemini.Prompt{Text: "hello"}); err != nil || got != "You said: hello" {
+		t.Errorf("Generate = %q, %v; want the echo", got, err)
+	}
+}
