@@ -179,10 +179,8 @@ func (s *Firestore) Accept(ctx context.Context, ids []string) ([]bool, error) {
 		}
 	}
 
-	fresh, err := s.opts.step(Marker{}, false, accept)
-	if err != nil {
-		return nil, fmt.Errorf("accept: %w", err)
-	}
+	// accept cannot refuse when there is no marker, so step cannot fail here.
+	fresh, _ := s.opts.step(Marker{}, false, accept)
 	errs := s.createAll(ctx, ids, first, fresh)
 	var existing []int
 	var failed error
@@ -277,9 +275,7 @@ func (s *Firestore) undoAccept(ctx context.Context, ids []string, created []bool
 	_ = s.Release(ctx, made)
 }
 
-// Release deletes the markers of ids that are still Accepted. Each delete is
-// conditional on the document not having changed since it was read, so a
-// marker claimed in the meantime is left alone.
+// Release deletes the markers of ids that are still Accepted.
 func (s *Firestore) Release(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
@@ -292,18 +288,28 @@ func (s *Firestore) Release(ctx context.Context, ids []string) error {
 	if err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
+	if err := deleteAccepted(ctx, snaps); err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	return nil
+}
+
+// deleteAccepted deletes the markers that snaps show Accepted. Each delete is
+// conditional on the document not having changed since its snapshot, so a
+// marker claimed in the meantime is left alone.
+func deleteAccepted(ctx context.Context, snaps []*firestore.DocumentSnapshot) error {
 	var accepted []*firestore.DocumentSnapshot
-	deleting := make(map[string]bool)
+	seen := make(map[string]bool)
 	for _, snap := range snaps {
-		if !snap.Exists() || deleting[snap.Ref.ID] {
+		if !snap.Exists() || seen[snap.Ref.ID] {
 			continue
 		}
+		seen[snap.Ref.ID] = true
 		m, _, err := readMarker(snap, nil)
 		if err != nil {
-			return fmt.Errorf("release: %w", err)
+			return err
 		}
 		if m.State == Accepted {
-			deleting[snap.Ref.ID] = true
 			accepted = append(accepted, snap)
 		}
 	}
@@ -315,10 +321,7 @@ func (s *Firestore) Release(ctx context.Context, ids []string) error {
 			errs[k] = err
 		}
 	})
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("release: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Claim takes the message for lease; see Store.

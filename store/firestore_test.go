@@ -1,10 +1,13 @@
 package store
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +93,50 @@ func TestFirestoreLayout(t *testing.T) {
 				t.Errorf("%s: %s = %v, want %v", tt.ref.Path, field, got, want)
 			}
 		}
+	}
+}
+
+// TestReleaseRace checks that Release leaves a marker alone when it is claimed
+// between Release's read and its delete.
+func TestReleaseRace(t *testing.T) {
+	client := emulatorClient(t)
+	s := newFirestore(client, Options{}, testPrefix())
+	if _, err := s.Accept(t.Context(), []string{"m"}); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	stale, err := s.markerRef("m").Get(t.Context())
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if _, err := s.Claim(t.Context(), "m", time.Minute); err != nil {
+		t.Fatalf("Claim: %v", err)
+	}
+	if err := deleteAccepted(t.Context(), []*firestore.DocumentSnapshot{stale}); err != nil {
+		t.Fatalf("deleteAccepted(snapshot from before the claim): %v", err)
+	}
+	if _, err := s.Claim(t.Context(), "m", time.Minute); !errors.Is(err, ErrClaimed) {
+		t.Errorf("Claim after the stale delete: %v, want ErrClaimed (marker kept)", err)
+	}
+}
+
+// TestUndoAccept checks that a failed Accept removes the markers it made even
+// though the request's context, the usual cause of the failure, is done.
+func TestUndoAccept(t *testing.T) {
+	client := emulatorClient(t)
+	s := newFirestore(client, Options{}, testPrefix())
+	ids := []string{"made", "duplicate"}
+	if _, err := s.Accept(t.Context(), ids); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	s.undoAccept(ctx, ids, []bool{true, false})
+	created, err := s.Accept(t.Context(), ids)
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	if want := []bool{true, false}; !slices.Equal(created, want) {
+		t.Errorf("Accept after undoAccept = %v, want %v", created, want)
 	}
 }
 

@@ -3,8 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -40,13 +38,9 @@ func (s *Memory) Accept(_ context.Context, ids []string) ([]bool, error) {
 	defer s.mu.Unlock()
 	created := make([]bool, len(ids))
 	for i, id := range ids {
+		// accept refuses only with errDuplicate.
 		_, err := s.apply(id, accept)
-		switch {
-		case err == nil:
-			created[i] = true
-		case !errors.Is(err, errDuplicate):
-			return nil, fmt.Errorf("accept %q: %w", id, err)
-		}
+		created[i] = err == nil
 	}
 	return created, nil
 }
@@ -87,7 +81,8 @@ func (s *Memory) Complete(_ context.Context, id string) error {
 }
 
 // apply runs t on the marker of id and stores the result. The caller holds mu.
-// Sent is copied on the way in and out, so no caller shares the stored slice.
+// Sent is copied on the way in, because transitions append to it in place,
+// and on the way out, so no caller shares the stored slice.
 func (s *Memory) apply(id string, t transition) (Marker, error) {
 	m, found := s.markers[id]
 	m.Sent = slices.Clone(m.Sent)
