@@ -25,7 +25,7 @@ type Enqueuer interface {
 	Enqueue(ctx context.Context, jobs []queue.Job) error
 }
 
-// Deps are what the handlers need; all are required.
+// Deps are what the handlers need; all are required but Process.
 type Deps struct {
 	AppSecret   string
 	VerifyToken string
@@ -34,6 +34,9 @@ type Deps struct {
 	Store   Deduper
 	Queue   Enqueuer
 	Logger  *slog.Logger
+	// Process, when set, serves Pub/Sub pushes at POST /process (see
+	// Process). With the in-process queue there is nothing to push.
+	Process http.Handler
 }
 
 // New returns the service's routes. The webhook answers at the function's
@@ -43,5 +46,8 @@ func New(d Deps) http.Handler {
 	webhook := Webhook(d)
 	mux.Handle("/{$}", webhook)
 	mux.Handle("/webhook", webhook)
+	if d.Process != nil {
+		mux.Handle("POST /process", d.Process)
+	}
 	return mux
 }
