@@ -29,9 +29,10 @@ type ProcessDeps struct {
 	// Handle runs the reply pipeline for one job.
 	Handle   queue.Handler
 	Verifier PushVerifier
-	// InsecureSkipVerify accepts push requests without checking their token.
-	// It exists for the Pub/Sub emulator, which sends none; in production it
-	// would let anyone on the internet make the service send messages.
+	// InsecureSkipVerify accepts push requests without checking their token,
+	// and Verifier is then unused. It exists for the Pub/Sub emulator, which
+	// sends no token; in production it would let anyone on the internet make
+	// the service send messages.
 	InsecureSkipVerify bool
 	Logger             *slog.Logger
 }
