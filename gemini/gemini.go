@@ -92,13 +92,14 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Project == "" {
 		return nil, errors.New("gemini: project is required")
 	}
+	// No HTTPOptions.RetryOptions: the SDK then makes a single attempt. The
+	// reply pipeline retries through its queue with IsTransient, so retrying
+	// here as well would multiply the attempts and could outlast the
+	// function's deadline.
 	gc, err := genai.NewClient(ctx, &genai.ClientConfig{
-		Backend:  genai.BackendVertexAI,
-		Project:  cfg.Project,
-		Location: cmp.Or(cfg.Location, DefaultLocation),
-		// The SDK does not retry unless asked to. The reply pipeline retries
-		// through its queue with IsTransient, so retrying here as well would
-		// multiply the attempts and could outlast the function's deadline.
+		Backend:     genai.BackendVertexAI,
+		Project:     cfg.Project,
+		Location:    cmp.Or(cfg.Location, DefaultLocation),
 		HTTPClient:  cfg.HTTPClient,
 		HTTPOptions: genai.HTTPOptions{BaseURL: cfg.BaseURL},
 	})
@@ -199,10 +200,10 @@ func buildContents(history []Turn, p Prompt) ([]*genai.Content, error) {
 // writes warnings to the standard logger.
 func answerText(resp *genai.GenerateContentResponse) (string, error) {
 	if fb := resp.PromptFeedback; fb != nil && fb.BlockReason != "" {
-		return "", fmt.Errorf("%w: prompt blocked: %s %s", ErrNoAnswer, fb.BlockReason, fb.BlockReasonMessage)
+		return "", noAnswer("prompt blocked: "+string(fb.BlockReason), fb.BlockReasonMessage)
 	}
 	if len(resp.Candidates) == 0 {
-		return "", fmt.Errorf("%w: no candidates", ErrNoAnswer)
+		return "", noAnswer("no candidates", "")
 	}
 	cand := resp.Candidates[0]
 	var b strings.Builder
@@ -215,9 +216,17 @@ func answerText(resp *genai.GenerateContentResponse) (string, error) {
 	}
 	text := strings.TrimSpace(b.String())
 	if text == "" {
-		return "", fmt.Errorf("%w: finish reason %s %s", ErrNoAnswer, cand.FinishReason, cand.FinishMessage)
+		return "", noAnswer("finish reason "+string(cand.FinishReason), cand.FinishMessage)
 	}
 	return text, nil
+}
+
+// noAnswer wraps ErrNoAnswer with the reason and Vertex's explanation, if any.
+func noAnswer(reason, message string) error {
+	if message != "" {
+		reason += " (" + message + ")"
+	}
+	return fmt.Errorf("%w: %s", ErrNoAnswer, reason)
 }
 
 // IsTransient reports whether err is worth retrying later: rate limiting,
