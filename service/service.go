@@ -1,20 +1,45 @@
 // Package service builds the running service from its configuration: it picks
 // each backend (store, queue, media, Google and Meta clients), wires them
-// into the handlers, and closes them on shutdown. The Cloud Function and
-// cmd/local both start here, so they behave the same.
+// into the handlers and the reply pipeline, and closes them on shutdown. The
+// Cloud Function and cmd/local both start here, so they behave the same.
 package service
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
+
+	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/storage"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/patternai/whatsapp-node/config"
+	"github.com/patternai/whatsapp-node/gemini"
+	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/handlers"
-	"github.com/patternai/whatsapp-node/logging"
+	"github.com/patternai/whatsapp-node/media"
 	"github.com/patternai/whatsapp-node/queue"
+	"github.com/patternai/whatsapp-node/reply"
+	"github.com/patternai/whatsapp-node/speech"
 	"github.com/patternai/whatsapp-node/store"
+)
+
+// The adapters satisfy the interfaces their consumers declare.
+var (
+	_ reply.Messenger   = (*graphapi.Client)(nil)
+	_ reply.Transcriber = (*speech.Client)(nil)
+	_ reply.Synthesizer = (*speech.Client)(nil)
+	_ reply.Responder   = (*gemini.Client)(nil)
+	_ reply.Stager      = (*media.Bucket)(nil)
+	_ reply.Stager      = (*media.Dir)(nil)
+	_ reply.Store       = (store.Store)(nil)
+	_ handlers.Deduper  = (store.Store)(nil)
+	_ handlers.Enqueuer = (*queue.InProcess)(nil)
 )
 
 // Service is the wired service.
@@ -23,14 +48,61 @@ type Service struct {
 	closers []func(context.Context) error
 }
 
-// New builds the service described by cfg.
-func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Service, error) {
+// New builds the service described by cfg. On error it has closed whatever
+// it had opened.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Service, err error) {
 	s := &Service{}
+	defer func() {
+		if err != nil {
+			s.Close(ctx)
+		}
+	}()
 	st, err := s.newStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	q := queue.NewInProcess(logJob(logger), queue.InProcessOptions{Workers: cfg.Workers, Logger: logger})
+	stager, err := s.newStager(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	sp, err := speech.New(ctx, speech.Config{
+		Project:        cfg.Project,
+		STTLocation:    cfg.STTLocation,
+		STTModel:       cfg.STTModel,
+		STTLanguages:   cfg.STTLanguages,
+		SpeechEndpoint: cfg.SpeechURL,
+		TTSVoice:       cfg.TTSVoice,
+		TTSLanguage:    cfg.TTSLanguage,
+		TTSEndpoint:    cfg.TTSURL,
+		ClientOptions:  emulatorOptions(cfg.SpeechURL, cfg.TTSURL),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func(context.Context) error { return sp.Close() })
+	llm, err := gemini.New(ctx, geminiConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	pipeline := reply.New(reply.Deps{
+		Messenger: graphapi.New(graphapi.Config{
+			BaseURL: cfg.GraphBaseURL,
+			Version: cfg.GraphVersion,
+			Token:   cfg.AccessToken,
+			Logger:  logger,
+		}),
+		Transcriber: sp,
+		Synthesizer: sp,
+		Responder:   llm,
+		Stager:      stager,
+		Store:       st,
+		Logger:      logger,
+	}, reply.Options{
+		Mode:         reply.Mode(cfg.ReplyMode),
+		Fallback:     cfg.Fallback,
+		HistoryTurns: cfg.HistoryTurns,
+	})
+	q := queue.NewInProcess(pipeline.Handle, queue.InProcessOptions{Workers: cfg.Workers, Logger: logger})
 	s.closers = append(s.closers, q.Close)
 	s.handler = handlers.New(handlers.Deps{
 		AppSecret:   cfg.AppSecret,
@@ -45,22 +117,73 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Service,
 
 func (s *Service) newStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	opts := store.Options{MarkerTTL: cfg.MarkerTTL, HistoryTTL: cfg.HistoryTTL}
-	switch cfg.Store {
-	case "memory":
+	if cfg.Store == "memory" {
 		return store.NewMemory(opts), nil
-	default:
-		return nil, fmt.Errorf("store %q not available", cfg.Store)
+	}
+	// The client connects to FIRESTORE_EMULATOR_HOST, without credentials,
+	// when that is set.
+	client, err := firestore.NewClient(ctx, cfg.Project)
+	if err != nil {
+		return nil, fmt.Errorf("firestore client: %w", err)
+	}
+	s.closers = append(s.closers, func(context.Context) error { return client.Close() })
+	return store.NewFirestore(client, opts), nil
+}
+
+func (s *Service) newStager(ctx context.Context, cfg config.Config) (reply.Stager, error) {
+	if cfg.MediaBucket == "" {
+		return media.NewDir(cfg.MediaDir)
+	}
+	// The client honours STORAGE_EMULATOR_HOST.
+	client, err := storage.NewClient(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cloud storage client: %w", err)
+	}
+	s.closers = append(s.closers, func(context.Context) error { return client.Close() })
+	return media.NewBucket(client, cfg.MediaBucket), nil
+}
+
+// geminiConfig points Gemini at GOOGLE_VERTEX_BASE_URL when set; on a
+// loopback address (an emulator or the local sandbox) it sends no credentials.
+func geminiConfig(cfg config.Config) gemini.Config {
+	gc := gemini.Config{
+		Project:      cfg.Project,
+		Location:     cfg.Location,
+		Model:        cfg.GeminiModel,
+		SystemPrompt: cfg.SystemPrompt,
+		BaseURL:      cfg.GeminiURL,
+	}
+	if u, err := url.Parse(cfg.GeminiURL); err == nil && loopback(u.Host) {
+		gc.HTTPClient = &http.Client{}
+	}
+	return gc
+}
+
+// emulatorOptions follow the Google emulators' convention: an endpoint on a
+// loopback address speaks plain gRPC and takes no credentials.
+func emulatorOptions(endpoints ...string) []option.ClientOption {
+	for _, e := range endpoints {
+		if !loopback(e) {
+			return nil
+		}
+	}
+	return []option.ClientOption{
+		option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
 	}
 }
 
-// logJob is the queue's handler until the reply pipeline is wired: it logs
-// each message without its content.
-func logJob(logger *slog.Logger) queue.Handler {
-	return func(ctx context.Context, job queue.Job) error {
-		logging.With(logger, job.Trace).Info("message received", "wamid", job.Message.ID,
-			"type", job.Message.Type, "from", logging.Mask(job.Sender))
-		return nil
+// loopback reports whether hostport names this machine.
+func loopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
 	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ServeHTTP serves the service's routes.

@@ -333,6 +333,14 @@ func (s *Firestore) Claim(ctx context.Context, id string, lease time.Duration) (
 	return m, nil
 }
 
+// Unclaim hands a claimed message back; see Store.
+func (s *Firestore) Unclaim(ctx context.Context, id string) error {
+	if _, err := s.apply(ctx, id, unclaim); err != nil {
+		return fmt.Errorf("unclaim %s: %w", id, err)
+	}
+	return nil
+}
+
 // MarkSent records that part of the reply was delivered.
 func (s *Firestore) MarkSent(ctx context.Context, id, part string) error {
 	if _, err := s.apply(ctx, id, markSent(part)); err != nil {

@@ -77,3 +77,13 @@ func complete(m *Marker, _ time.Time) error {
 	m.State = Replied
 	return nil
 }
+
+// unclaim ends a Processing claim early by lapsing its lease, keeping the
+// attempts and sent parts, so the next Claim may start at once.
+func unclaim(m *Marker, _ time.Time) error {
+	if m.State != Replied {
+		m.State = Processing
+		m.LeaseUntil = time.Time{}
+	}
+	return nil
+}

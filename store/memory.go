@@ -64,6 +64,14 @@ func (s *Memory) Claim(_ context.Context, id string, lease time.Duration) (Marke
 	return s.apply(id, claim(lease))
 }
 
+// Unclaim hands a claimed message back; see Store.
+func (s *Memory) Unclaim(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.apply(id, unclaim)
+	return err
+}
+
 // MarkSent records that part of the reply was delivered.
 func (s *Memory) MarkSent(_ context.Context, id, part string) error {
 	s.mu.Lock()

@@ -93,6 +93,9 @@ type Store interface {
 	// returns ErrReplied once the message was answered and ErrClaimed while
 	// another holder's lease is live.
 	Claim(ctx context.Context, id string, lease time.Duration) (Marker, error)
+	// Unclaim hands a claimed message back before its lease ends: the attempt
+	// failed in a way a later try may not, and that try need not wait.
+	Unclaim(ctx context.Context, id string) error
 	// MarkSent records that one part of the reply was delivered; recording a
 	// part twice keeps one copy. It never fails for want of a marker: a
 	// missing or expired one is created in Processing with a lapsed lease, so

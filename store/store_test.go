@@ -105,6 +105,7 @@ func testStore(t *testing.T, newStore newStoreFunc) {
 	t.Run("Claim", func(t *testing.T) { testClaim(t, newStore) })
 	t.Run("ClaimConcurrent", func(t *testing.T) { testClaimConcurrent(t, newStore) })
 	t.Run("MarkSent", func(t *testing.T) { testMarkSent(t, newStore) })
+	t.Run("Unclaim", func(t *testing.T) { testUnclaim(t, newStore) })
 	t.Run("History", func(t *testing.T) { testHistory(t, newStore) })
 	t.Run("AppendConcurrent", func(t *testing.T) { testAppendConcurrent(t, newStore) })
 	t.Run("AppendIdempotent", func(t *testing.T) { testAppendIdempotent(t, newStore) })
@@ -351,6 +352,31 @@ func testClaimConcurrent(t *testing.T, newStore newStoreFunc) {
 	}
 	if won != 1 {
 		t.Errorf("%d concurrent Claims succeeded %d times, want once", racers, won)
+	}
+}
+
+func testUnclaim(t *testing.T, newStore newStoreFunc) {
+	t.Parallel()
+	f := newFixture(t, newStore)
+	f.accept(t, "m")
+	f.claim(t, "m", time.Hour)
+	if err := f.MarkSent(t.Context(), "m", "text"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Unclaim(t.Context(), "m"); err != nil {
+		t.Fatalf("Unclaim: %v", err)
+	}
+	// The next try may claim at once, well within the first lease.
+	m := f.claim(t, "m", time.Hour)
+	if m.Attempts != 2 || !slices.Equal(m.Sent, []string{"text"}) {
+		t.Errorf("Claim after Unclaim = Attempts %d, Sent %q; want 2, [text]", m.Attempts, m.Sent)
+	}
+	f.complete(t, "m")
+	if err := f.Unclaim(t.Context(), "m"); err != nil {
+		t.Fatalf("Unclaim of a replied message: %v", err)
+	}
+	if _, err := f.Claim(t.Context(), "m", time.Minute); !errors.Is(err, ErrReplied) {
+		t.Errorf("Claim after Unclaim of a replied message = %v, want ErrReplied", err)
 	}
 }
 

@@ -1,0 +1,601 @@
+package reply_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc/codes"
+
+	"github.com/patternai/whatsapp-node/gemini"
+	"github.com/patternai/whatsapp-node/gemini/geminitest"
+	"github.com/patternai/whatsapp-node/graphapi"
+	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
+	"github.com/patternai/whatsapp-node/logging"
+	"github.com/patternai/whatsapp-node/media"
+	"github.com/patternai/whatsapp-node/queue"
+	"github.com/patternai/whatsapp-node/reply"
+	"github.com/patternai/whatsapp-node/speech"
+	"github.com/patternai/whatsapp-node/speech/speechtest"
+	"github.com/patternai/whatsapp-node/store"
+)
+
+const bucket = "whatsapp-node-media"
+
+// harness is the pipeline on its real clients, each talking to a local
+// server that speaks its service's protocol.
+type harness struct {
+	graph  *graphapitest.Server
+	speech *speechtest.Server
+	llm    *geminitest.Server
+	gcs    *fakestorage.Server
+	store  store.Store
+	stager *media.Bucket
+	logs   *syncBuffer
+	p      *reply.Pipeline
+}
+
+func newHarness(t *testing.T, opts reply.Options) *harness {
+	t.Helper()
+	return newHarnessWithStore(t, opts, store.NewMemory(store.Options{}))
+}
+
+func newHarnessWithStore(t *testing.T, opts reply.Options, st store.Store) *harness {
+	t.Helper()
+	ctx := context.Background()
+	h := &harness{
+		graph:  graphapitest.NewServer(t),
+		speech: speechtest.NewServer(t),
+		llm:    geminitest.NewServer(t),
+		store:  st,
+		logs:   &syncBuffer{},
+	}
+	var err error
+	h.gcs, err = fakestorage.NewServerWithOptions(fakestorage.Options{Host: "127.0.0.1", Scheme: "http", PublicHost: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.gcs.Stop)
+	h.gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
+	gcsClient, err := storage.NewClient(ctx, option.WithEndpoint(h.gcs.URL()+"/storage/v1/"), option.WithoutAuthentication())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gcsClient.Close() })
+	h.stager = media.NewBucket(gcsClient, bucket)
+
+	sp, err := speech.New(ctx, speech.Config{Project: "test-project", ClientOptions: h.speech.ClientOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	llm, err := gemini.New(ctx, h.llm.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.RetryBackoff == 0 {
+		opts.RetryBackoff = time.Millisecond
+	}
+	h.p = reply.New(reply.Deps{
+		Messenger: graphapi.New(graphapi.Config{
+			BaseURL: h.graph.URL, Token: graphapitest.Token, BaseBackoff: time.Millisecond,
+			Logger: slog.New(slog.DiscardHandler),
+		}),
+		Transcriber: sp,
+		Synthesizer: sp,
+		Responder:   llm,
+		Stager:      h.stager,
+		Store:       st,
+		Logger:      logging.New(h.logs, slog.LevelDebug),
+	}, opts)
+	return h
+}
+
+// job reads a webhook fixture holding one message and makes the job the
+// webhook would have queued for it.
+func job(t *testing.T, fixture string) queue.Job {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "webhooks", fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := graphapi.ParsePayload(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := p.Entry[0].Changes[0].Value
+	m := v.Messages[0]
+	return queue.Job{Message: m, PhoneNumberID: v.Metadata.PhoneNumberID, Sender: v.SenderKey(&m),
+		Trace: "projects/p/traces/abc", ReceivedAt: time.Now()}
+}
+
+// textJob is a text message with its own wamid.
+func textJob(t *testing.T, id, body string) queue.Job {
+	t.Helper()
+	j := job(t, "text.json")
+	j.Message.ID = id
+	j.Message.Text = &graphapi.Text{Body: body}
+	return j
+}
+
+// voiceJob is a voice note of the given fixture file, added to the Graph fake.
+func (h *harness) voiceJob(t *testing.T, file string) queue.Job {
+	t.Helper()
+	audio, err := os.ReadFile(filepath.Join("..", "testdata", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := job(t, "audio_voice.json")
+	j.Message.Audio.ID = h.graph.AddMedia(audio, "audio/ogg; codecs=opus")
+	j.Message.Audio.SHA256 = ""
+	return j
+}
+
+func (h *harness) handle(t *testing.T, j queue.Job) {
+	t.Helper()
+	if _, err := h.store.Accept(context.Background(), []string{j.Message.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.p.Handle(context.Background(), j); err != nil {
+		t.Fatalf("Handle(%s) = %v\nlogs:\n%s", j.Message.ID, err, h.logs)
+	}
+}
+
+// sent lists what reached the user, as "text:<body>" and "audio" entries.
+func (h *harness) sent() []string {
+	var out []string
+	for _, m := range h.graph.Messages() {
+		switch m.Type {
+		case "text":
+			out = append(out, "text:"+m.Text)
+		case "audio":
+			out = append(out, fmt.Sprintf("audio(voice=%v)", m.Voice))
+		}
+	}
+	return out
+}
+
+func (h *harness) wantSent(t *testing.T, want ...string) {
+	t.Helper()
+	if got := h.sent(); strings.Join(got, " | ") != strings.Join(want, " | ") {
+		t.Errorf("sent %q, want %q\nlogs:\n%s", got, want, h.logs)
+	}
+}
+
+func (h *harness) marker(t *testing.T, id string) store.Marker {
+	t.Helper()
+	// A claim of a replied message reports it without changing it.
+	m, err := h.store.Claim(context.Background(), id, time.Minute)
+	if err == nil {
+		t.Fatalf("message %s was not completed: claim succeeded with %+v", id, m)
+	}
+	return m
+}
+
+func TestTextFlow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{})
+	h.llm.Enqueue(geminitest.Answer{Text: "Tomorrow Lisbon will be sunny, around 22 degrees."})
+	j := job(t, "text.json")
+	h.handle(t, j)
+
+	h.wantSent(t, "audio(voice=true)")
+	if rr := h.graph.ReadReceipts(); len(rr) != 1 || rr[0].MessageID != j.Message.ID || !rr[0].Typing {
+		t.Errorf("read receipts = %+v, want one with typing for %s", rr, j.Message.ID)
+	}
+	reqs := h.llm.Requests()
+	if len(reqs) != 1 || reqs[0].UserText() != "What's the weather like in Lisbon tomorrow?" {
+		t.Fatalf("model asked %+v", reqs)
+	}
+	tts := h.speech.SynthesizeRequests()
+	if len(tts) != 1 || tts[0].GetInput().GetText() != "Tomorrow Lisbon will be sunny, around 22 degrees." {
+		t.Errorf("synthesized %v", tts)
+	}
+	uploads := h.graph.Uploads()
+	msgs := h.graph.Messages()
+	if len(uploads) != 1 || uploads[0].MIMEType != "audio/ogg" || !bytes.HasPrefix(uploads[0].Data, []byte("OggS")) {
+		t.Fatalf("uploads = %+v", uploads)
+	}
+	if msgs[0].AudioID != uploads[0].ID || msgs[0].To != "16505551234" || msgs[0].PhoneNumberID != "106540352242922" {
+		t.Errorf("voice note %+v does not carry the upload %s from the receiving number", msgs[0], uploads[0].ID)
+	}
+	h.marker(t, j.Message.ID)
+	hist, _ := h.store.History(context.Background(), j.Sender, 10)
+	if len(hist) != 2 || hist[0].Role != "user" || hist[1].Role != "model" || hist[1].Text != "Tomorrow Lisbon will be sunny, around 22 degrees." {
+		t.Errorf("history = %+v", hist)
+	}
+	for _, want := range []string{`"message":"replied"`, `"llm_ms"`, `"tts_ms"`, `"upload_ms"`, `"send_audio_ms"`, `"model":"` + gemini.DefaultModel} {
+		if !strings.Contains(h.logs.String(), want) {
+			t.Errorf("reply log lacks %s:\n%s", want, h.logs)
+		}
+	}
+	if strings.Contains(h.logs.String(), "Lisbon") {
+		t.Errorf("logs contain message text:\n%s", h.logs)
+	}
+}
+
+func TestVoiceFlow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{})
+	h.speech.SetTranscript("Hola, ¿puedes reservar una mesa para dos?", "es-ES")
+	j := h.voiceJob(t, "voice_note.ogg")
+	h.handle(t, j)
+
+	h.wantSent(t, "audio(voice=true)")
+	rec := h.speech.RecognizeRequests()
+	voice, _ := os.ReadFile(filepath.Join("..", "testdata", "voice_note.ogg"))
+	if len(rec) != 1 || !bytes.Equal(rec[0].GetContent(), voice) {
+		t.Fatalf("Recognize got %d requests, want 1 with the voice note's bytes", len(rec))
+	}
+	staged, err := h.stager.Get(context.Background(), "inbound/"+objectName(j.Message.ID)+".ogg")
+	if err != nil || !bytes.Equal(staged, voice) {
+		t.Errorf("voice note not staged: %v", err)
+	}
+	reqs := h.llm.Requests()
+	if len(reqs) != 1 || reqs[0].UserText() != "Hola, ¿puedes reservar una mesa para dos?" {
+		t.Fatalf("model asked %+v", reqs)
+	}
+	tts := h.speech.SynthesizeRequests()
+	if len(tts) != 1 || !strings.HasPrefix(tts[0].GetVoice().GetLanguageCode(), "es") {
+		t.Errorf("reply voice %v, want the user's language es-ES", tts[0].GetVoice())
+	}
+	for _, want := range []string{`"download_ms"`, `"stt_ms"`, `"audio_in_seconds"`, `"audio_out_seconds"`} {
+		if !strings.Contains(h.logs.String(), want) {
+			t.Errorf("reply log lacks %s:\n%s", want, h.logs)
+		}
+	}
+}
+
+func TestLongVoiceNoteTakesBatchPath(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{})
+	j := h.voiceJob(t, "voice_note_long.ogg")
+	h.handle(t, j)
+	if n := len(h.speech.RecognizeRequests()); n != 0 {
+		t.Errorf("Recognize called %d times for an 84 s note", n)
+	}
+	batch := h.speech.BatchRecognizeRequests()
+	want := "gs://" + bucket + "/" // the staged object
+	if len(batch) != 1 || len(batch[0].GetFiles()) != 1 || !strings.HasPrefix(batch[0].GetFiles()[0].GetUri(), want) {
+		t.Fatalf("BatchRecognize = %v, want one file under %s", batch, want)
+	}
+	h.wantSent(t, "audio(voice=true)")
+}
+
+func TestHistoryCarriedIntoNextTurn(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{Mode: reply.Text})
+	h.llm.Enqueue(geminitest.Answer{Text: "Nice to meet you, Ana."}, geminitest.Answer{Text: "Your name is Ana."})
+	h.handle(t, textJob(t, "wamid.one", "My name is Ana."))
+	h.handle(t, textJob(t, "wamid.two", "What is my name?"))
+	reqs := h.llm.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("model asked %d times, want 2", len(reqs))
+	}
+	var turns []string
+	for _, c := range reqs[1].Contents {
+		for _, p := range c.Parts {
+			turns = append(turns, c.Role+":"+p.Text)
+		}
+	}
+	want := "user:My name is Ana. | model:Nice to meet you, Ana. | user:What is my name?"
+	if strings.Join(turns, " | ") != want {
+		t.Errorf("second request contents = %q, want %q", strings.Join(turns, " | "), want)
+	}
+	h.wantSent(t, "text:Nice to meet you, Ana.", "text:Your name is Ana.")
+}
+
+func TestSecondAttemptSendsNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{})
+	j := job(t, "text.json")
+	h.handle(t, j)
+	if err := h.p.Handle(context.Background(), j); err != nil {
+		t.Fatalf("second Handle = %v", err)
+	}
+	h.wantSent(t, "audio(voice=true)")
+	if n := len(h.llm.Requests()); n != 1 {
+		t.Errorf("model asked %d times, want 1", n)
+	}
+}
+
+func TestConcurrentAttemptsReplyOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{})
+	j := job(t, "text.json")
+	h.store.Accept(context.Background(), []string{j.Message.ID})
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() { h.p.Handle(context.Background(), j) })
+	}
+	wg.Wait()
+	h.wantSent(t, "audio(voice=true)")
+}
+
+func TestReplyModes(t *testing.T) {
+	t.Parallel()
+	const answer = "Sure, a table for two at seven."
+	tests := []struct {
+		mode  reply.Mode
+		voice bool
+		want  []string
+	}{
+		{reply.Audio, false, []string{"audio(voice=true)"}},
+		{reply.Audio, true, []string{"audio(voice=true)"}},
+		{reply.Text, false, []string{"text:" + answer}},
+		{reply.Text, true, []string{"text:" + answer}},
+		{reply.Both, false, []string{"text:" + answer, "audio(voice=true)"}},
+		{reply.Both, true, []string{"text:" + answer, "audio(voice=true)"}},
+		{reply.Mirror, false, []string{"text:" + answer}},
+		{reply.Mirror, true, []string{"audio(voice=true)"}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/voice=%v", tt.mode, tt.voice), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, reply.Options{Mode: tt.mode})
+			h.llm.Enqueue(geminitest.Answer{Text: answer})
+			j := job(t, "text.json")
+			if tt.voice {
+				j = h.voiceJob(t, "voice_note.ogg")
+			}
+			h.handle(t, j)
+			h.wantSent(t, tt.want...)
+			if tts := len(h.speech.SynthesizeRequests()); (tts > 0) != strings.HasPrefix(tt.want[len(tt.want)-1], "audio") {
+				t.Errorf("%d synthesis requests for %v", tts, tt.want)
+			}
+		})
+	}
+}
+
+func TestOtherMessageTypes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		fixture string
+		want    []string
+		llm     int
+	}{
+		{"reaction.json", nil, 0},
+		{"reaction_removed.json", nil, 0},
+		{"sticker.json", nil, 0},
+		{"location.json", []string{"text:" + reply.DefaultUnsupported}, 0},
+		{"contacts.json", []string{"text:" + reply.DefaultUnsupported}, 0},
+		{"unsupported.json", []string{"text:" + reply.DefaultUnsupported}, 0},
+		{"interactive_button_reply.json", []string{"text:You said: Yes, book it"}, 1},
+		{"interactive_list_reply.json", []string{"text:You said: 7 pm Tomorrow, table for two"}, 1},
+		{"button.json", []string{"text:You said: Stop promotions"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, reply.Options{Mode: reply.Text})
+			h.handle(t, job(t, tt.fixture))
+			h.wantSent(t, tt.want...)
+			if n := len(h.llm.Requests()); n != tt.llm {
+				t.Errorf("model asked %d times, want %d", n, tt.llm)
+			}
+		})
+	}
+}
+
+func TestImageGoesToModel(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{Mode: reply.Text})
+	photo := []byte("\xff\xd8\xff\xe0 a small jpeg")
+	j := job(t, "image.json")
+	j.Message.Image.ID = h.graph.AddMedia(photo, "image/jpeg")
+	j.Message.Image.SHA256 = ""
+	h.llm.Enqueue(geminitest.Answer{Text: "The plant looks healthy."})
+	h.handle(t, j)
+	reqs := h.llm.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("model asked %d times", len(reqs))
+	}
+	var blob *struct{ mime string }
+	var text string
+	for _, p := range reqs[0].Contents[len(reqs[0].Contents)-1].Parts {
+		if p.InlineData != nil && bytes.Equal(p.InlineData.Data, photo) {
+			blob = &struct{ mime string }{p.InlineData.MIMEType}
+		}
+		text += p.Text
+	}
+	if blob == nil || blob.mime != "image/jpeg" || !strings.Contains(text, "Is this plant healthy?") {
+		t.Errorf("model got blob %v and text %q, want the photo and its caption", blob, text)
+	}
+	h.wantSent(t, "text:The plant looks healthy.")
+}
+
+func TestFailures(t *testing.T) {
+	t.Parallel()
+	fallback := "text:" + reply.DefaultFallback
+	answer := "text:You said: What's the weather like in Lisbon tomorrow?"
+	tests := []struct {
+		name  string
+		voice bool
+		setup func(h *harness)
+		want  []string
+	}{
+		{"llm 500 for good", false, func(h *harness) { h.llm.FailNext(10, http.StatusInternalServerError) }, []string{fallback}},
+		{"llm 400", false, func(h *harness) { h.llm.FailNext(1, http.StatusBadRequest) }, []string{fallback}},
+		{"llm blocked", false, func(h *harness) { h.llm.Enqueue(geminitest.Answer{BlockReason: "SAFETY"}) }, []string{fallback}},
+		{"llm 503 then success", false, func(h *harness) { h.llm.FailNext(2, http.StatusServiceUnavailable) }, []string{"audio(voice=true)"}},
+		{"stt error", true, func(h *harness) { h.speech.FailNext(speechtest.Recognize, 1, codes.InvalidArgument) }, []string{fallback}},
+		{"stt unavailable then success", true, func(h *harness) { h.speech.FailNext(speechtest.Recognize, 1, codes.Unavailable) }, []string{"audio(voice=true)"}},
+		{"no speech", true, func(h *harness) { h.speech.SetTranscript("", "") }, []string{fallback}},
+		{"voice note download 131052", true, func(h *harness) {
+			h.graph.FailNext(graphapitest.KindMediaGet, 1, 400, &graphapi.APIError{Code: graphapi.CodeMediaDownload, Message: "Media download error"})
+		}, []string{fallback}},
+		{"tts error", false, func(h *harness) { h.speech.FailNext(speechtest.SynthesizeSpeech, 1, codes.InvalidArgument) }, []string{answer}},
+		{"upload 131053", false, func(h *harness) {
+			h.graph.FailNext(graphapitest.KindMediaUpload, 1, 400, &graphapi.APIError{Code: graphapi.CodeMediaUpload, Message: "Media upload error"})
+		}, []string{answer}},
+		{"upload 503 then success", false, func(h *harness) { h.graph.FailNext(graphapitest.KindMediaUpload, 1, 503, nil) }, []string{"audio(voice=true)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, reply.Options{})
+			j := job(t, "text.json")
+			if tt.voice {
+				j = h.voiceJob(t, "voice_note.ogg")
+			}
+			tt.setup(h)
+			h.handle(t, j)
+			h.wantSent(t, tt.want...)
+			h.marker(t, j.Message.ID)
+		})
+	}
+}
+
+func TestSendOutsideWindowGivesUp(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{Mode: reply.Text})
+	outside := &graphapi.APIError{Code: graphapi.CodeOutsideWindow, Message: "Re-engagement message"}
+	h.graph.FailNext(graphapitest.KindMessages, 2, 400, outside) // the answer, then the fallback
+	j := job(t, "text.json")
+	h.handle(t, j)
+	h.wantSent(t)
+	if n := h.graph.Count(graphapitest.KindMessages); n != 2 {
+		t.Errorf("%d send attempts, want 2 (answer, fallback) and no retries", n)
+	}
+	h.marker(t, j.Message.ID)
+	if !strings.Contains(h.logs.String(), "user unreachable") {
+		t.Errorf("no error logged for the unreachable user:\n%s", h.logs)
+	}
+}
+
+func TestFallbackUnavailableIsRetriedLater(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{Mode: reply.Text})
+	h.llm.FailNext(100, http.StatusBadRequest)
+	h.graph.FailNext(graphapitest.KindMessages, 100, 503, nil)
+	j := job(t, "text.json")
+	h.store.Accept(context.Background(), []string{j.Message.ID})
+	if err := h.p.Handle(context.Background(), j); err == nil {
+		t.Fatal("Handle = nil with Meta down, want an error so the queue retries")
+	}
+	// The claim was handed back: the next attempt may start at once.
+	if _, err := h.store.Claim(context.Background(), j.Message.ID, time.Minute); err != nil {
+		t.Errorf("Claim after a failed attempt = %v, want the message free", err)
+	}
+}
+
+// clock is a settable time for the memory store, so a lease can lapse
+// without the test waiting.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// crashed leaves the state of an attempt that staged its answer (and, when
+// audio is given, its voice note), sent the parts named, and died; then it
+// lets the attempt's lease lapse.
+func (h *harness) crashed(t *testing.T, c *clock, j queue.Job, audio []byte, parts ...string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := h.store.Claim(ctx, j.Message.ID, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	answer := []byte(`{"question":"What's the weather like in Lisbon tomorrow?","answer":"Staged answer."}`)
+	if err := h.stager.Put(ctx, "replies/"+objectName(j.Message.ID)+".json", answer, "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	if audio != nil {
+		if err := h.stager.Put(ctx, "replies/"+objectName(j.Message.ID)+".ogg", audio, "audio/ogg"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range parts {
+		if err := h.store.MarkSent(ctx, j.Message.ID, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Add(2 * time.Minute)
+}
+
+func TestRetryResumesAfterSentParts(t *testing.T) {
+	t.Parallel()
+	c := &clock{now: time.Now()}
+	h := newHarnessWithStore(t, reply.Options{Mode: reply.Both}, store.NewMemory(store.Options{Now: c.Now}))
+	j := job(t, "text.json")
+	h.store.Accept(context.Background(), []string{j.Message.ID})
+	h.crashed(t, c, j, nil, "text")
+
+	h.handle(t, j)
+	h.wantSent(t, "audio(voice=true)") // the text went out before the crash
+	if n := len(h.llm.Requests()); n != 0 {
+		t.Errorf("model asked %d times, want 0: the staged answer stands", n)
+	}
+	if tts := h.speech.SynthesizeRequests(); len(tts) != 1 || tts[0].GetInput().GetText() != "Staged answer." {
+		t.Errorf("synthesized %v, want the staged answer", tts)
+	}
+}
+
+func TestRetryReusesStagedVoiceNote(t *testing.T) {
+	t.Parallel()
+	c := &clock{now: time.Now()}
+	h := newHarnessWithStore(t, reply.Options{}, store.NewMemory(store.Options{Now: c.Now}))
+	j := job(t, "text.json")
+	h.store.Accept(context.Background(), []string{j.Message.ID})
+	staged := speechtest.TTSAudio()[0]
+	h.crashed(t, c, j, staged)
+
+	h.handle(t, j)
+	h.wantSent(t, "audio(voice=true)")
+	if n := len(h.speech.SynthesizeRequests()); n != 0 {
+		t.Errorf("synthesized %d times, want 0: the staged voice note stands", n)
+	}
+	if up := h.graph.Uploads(); len(up) != 1 || !bytes.Equal(up[0].Data, staged) {
+		t.Errorf("uploaded %d files, want the staged voice note", len(up))
+	}
+}
+
+// objectName is the pipeline's staging name for a wamid.
+var objectName = strings.NewReplacer("+", "-", "/", "_", "=", "").Replace
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestNoFallbackAfterAnAnswer: in both mode the text is refused, but the
+// voice note carried the answer, so no fallback follows it.
+func TestNoFallbackAfterAnAnswer(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{Mode: reply.Both})
+	h.graph.FailNext(graphapitest.KindMessages, 1, 400, &graphapi.APIError{Code: graphapi.CodeInvalidParameter, Message: "Invalid parameter"})
+	j := job(t, "text.json")
+	h.handle(t, j)
+	h.wantSent(t, "audio(voice=true)")
+	h.marker(t, j.Message.ID)
+}
