@@ -32,6 +32,13 @@ type Config struct {
 	MarkerTTL   time.Duration // MARKER_TTL: how long a message id is remembered
 	Workers     int           // QUEUE_WORKERS: in-process reply workers
 
+	// Pub/Sub (QUEUE=pubsub): the webhook publishes to PubSubTopic and a
+	// push subscription calls POST /process.
+	PubSubTopic          string // PUBSUB_TOPIC
+	PubSubServiceAccount string // PUBSUB_SERVICE_ACCOUNT: the push subscription's identity
+	PubSubAudience       string // PUBSUB_AUDIENCE: the push token's audience; empty means the request URL
+	PubSubVerify         bool   // PUBSUB_VERIFY: false only for the emulator, which sends no token
+
 	// Reply pipeline.
 	GeminiModel  string        // GEMINI_MODEL; empty means the gemini package's default
 	GeminiURL    string        // GOOGLE_VERTEX_BASE_URL: Vertex AI endpoint override
@@ -73,6 +80,11 @@ func Load(getenv func(string) string) (Config, error) {
 		MarkerTTL:   r.duration("MARKER_TTL", 7*24*time.Hour),
 		Workers:     r.positive("QUEUE_WORKERS", 8),
 
+		PubSubTopic:          r.str("PUBSUB_TOPIC", "whatsapp-replies"),
+		PubSubServiceAccount: r.str("PUBSUB_SERVICE_ACCOUNT", ""),
+		PubSubAudience:       r.str("PUBSUB_AUDIENCE", ""),
+		PubSubVerify:         r.boolean("PUBSUB_VERIFY", true),
+
 		GeminiModel:  r.str("GEMINI_MODEL", ""),
 		GeminiURL:    r.str("GOOGLE_VERTEX_BASE_URL", ""),
 		SystemPrompt: r.str("SYSTEM_PROMPT", ""),
@@ -93,8 +105,18 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.Store == "firestore" && c.Project == "" {
 		r.fail("GOOGLE_CLOUD_PROJECT is required with STORE=firestore")
 	}
-	if c.Queue == "pubsub" && c.Project == "" {
-		r.fail("GOOGLE_CLOUD_PROJECT is required with QUEUE=pubsub")
+	if c.Queue == "pubsub" {
+		if c.Project == "" {
+			r.fail("GOOGLE_CLOUD_PROJECT is required with QUEUE=pubsub")
+		}
+		// Verification rejects by default: without it anyone could make the
+		// service send messages through /process.
+		if c.PubSubVerify && c.PubSubServiceAccount == "" {
+			r.fail("PUBSUB_SERVICE_ACCOUNT is required with QUEUE=pubsub (the push subscription's service account)")
+		}
+		if !c.PubSubVerify && getenv("PUBSUB_EMULATOR_HOST") == "" {
+			r.fail("PUBSUB_VERIFY=false is only allowed with PUBSUB_EMULATOR_HOST")
+		}
 	}
 	return c, errors.Join(r.errs...)
 }
@@ -159,6 +181,19 @@ func (r *reader) positive(name string, def int) int {
 		return def
 	}
 	return n
+}
+
+func (r *reader) boolean(name string, def bool) bool {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail("%s=%q: want true or false", name, v)
+		return def
+	}
+	return b
 }
 
 func (r *reader) list(name, def string) []string {

@@ -55,6 +55,9 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 		{"bad values", with(map[string]string{"STORE": "redis", "MARKER_TTL": "soon", "HISTORY_TURNS": "-1", "REPLY_MODE": "video", "LOG_LEVEL": "loud"}),
 			[]string{"STORE", "MARKER_TTL", "HISTORY_TURNS", "REPLY_MODE", "LOG_LEVEL"}},
 		{"firestore without project", with(map[string]string{"STORE": "firestore"}), []string{"GOOGLE_CLOUD_PROJECT"}},
+		{"pubsub without push identity", with(map[string]string{"QUEUE": "pubsub", "GOOGLE_CLOUD_PROJECT": "p"}), []string{"PUBSUB_SERVICE_ACCOUNT"}},
+		{"pubsub unverified outside the emulator", with(map[string]string{"QUEUE": "pubsub", "GOOGLE_CLOUD_PROJECT": "p", "PUBSUB_VERIFY": "false"}), []string{"PUBSUB_EMULATOR_HOST"}},
+		{"bad boolean", with(map[string]string{"PUBSUB_VERIFY": "perhaps"}), []string{"PUBSUB_VERIFY"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,6 +72,22 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLoadPubSub(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(env(with(map[string]string{"QUEUE": "pubsub", "GOOGLE_CLOUD_PROJECT": "p",
+		"PUBSUB_SERVICE_ACCOUNT": "push@p.iam.gserviceaccount.com"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Queue != "pubsub" || c.PubSubTopic != "whatsapp-replies" || !c.PubSubVerify {
+		t.Errorf("Load = %+v", c)
+	}
+	if _, err := config.Load(env(with(map[string]string{"QUEUE": "pubsub", "GOOGLE_CLOUD_PROJECT": "p",
+		"PUBSUB_VERIFY": "false", "PUBSUB_EMULATOR_HOST": "127.0.0.1:8085"}))); err != nil {
+		t.Errorf("emulator without verification: %v", err)
 	}
 }
 

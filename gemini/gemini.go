@@ -62,23 +62,6 @@ type Config struct {
 	BaseURL string
 }
 
-// ConfigFromEnv reads a Config from GOOGLE_CLOUD_PROJECT,
-// GOOGLE_CLOUD_LOCATION, GEMINI_MODEL and SYSTEM_PROMPT, applying the
-// defaults for every optional setting that is unset. It reports a missing
-// project as an error.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	cfg := Config{
-		Project:      getenv("GOOGLE_CLOUD_PROJECT"),
-		Location:     cmp.Or(getenv("GOOGLE_CLOUD_LOCATION"), DefaultLocation),
-		Model:        cmp.Or(getenv("GEMINI_MODEL"), DefaultModel),
-		SystemPrompt: cmp.Or(getenv("SYSTEM_PROMPT"), DefaultSystemPrompt),
-	}
-	if cfg.Project == "" {
-		return Config{}, errors.New("gemini config: GOOGLE_CLOUD_PROJECT is not set")
-	}
-	return cfg, nil
-}
-
 // Client generates answers with one Gemini model.
 type Client struct {
 	genai        *genai.Client

@@ -49,7 +49,7 @@ func TestParseMessageFixtures(t *testing.T) {
 		{"audio_voice.json", "audio", func(t *testing.T, m graphapi.Message) {
 			a := m.Audio
 			if a == nil || a.ID != "1308761640948516" || !a.Voice || a.MIMEType != "audio/ogg; codecs=opus" ||
-				a.SHA256 != "m04pFf2ERdaopTyFkGPA0+bX3i+YY2dYgVFwOgDLSDI=" {
+				a.SHA256 != "V2Y4oIUbYVUCLlVfZE8roRXe2BJZGATohkb9DLC3Cqo=" {
 				t.Errorf("Audio = %+v", a)
 			}
 		}},

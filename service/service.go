@@ -13,6 +13,7 @@ import (
 	"net/url"
 
 	"cloud.google.com/go/firestore"
+	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
@@ -31,15 +32,17 @@ import (
 
 // The adapters satisfy the interfaces their consumers declare.
 var (
-	_ reply.Messenger   = (*graphapi.Client)(nil)
-	_ reply.Transcriber = (*speech.Client)(nil)
-	_ reply.Synthesizer = (*speech.Client)(nil)
-	_ reply.Responder   = (*gemini.Client)(nil)
-	_ reply.Stager      = (*media.Bucket)(nil)
-	_ reply.Stager      = (*media.Dir)(nil)
-	_ reply.Store       = (store.Store)(nil)
-	_ handlers.Deduper  = (store.Store)(nil)
-	_ handlers.Enqueuer = (*queue.InProcess)(nil)
+	_ reply.Messenger       = (*graphapi.Client)(nil)
+	_ reply.Transcriber     = (*speech.Client)(nil)
+	_ reply.Synthesizer     = (*speech.Client)(nil)
+	_ reply.Responder       = (*gemini.Client)(nil)
+	_ reply.Stager          = (*media.Bucket)(nil)
+	_ reply.Stager          = (*media.Dir)(nil)
+	_ reply.Store           = (store.Store)(nil)
+	_ handlers.Deduper      = (store.Store)(nil)
+	_ handlers.Enqueuer     = (*queue.InProcess)(nil)
+	_ handlers.Enqueuer     = (*queue.PubSub)(nil)
+	_ handlers.PushVerifier = (*queue.PushAuth)(nil)
 )
 
 // Service is the wired service.
@@ -102,17 +105,53 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 		Fallback:     cfg.Fallback,
 		HistoryTurns: cfg.HistoryTurns,
 	})
-	q := queue.NewInProcess(pipeline.Handle, queue.InProcessOptions{Workers: cfg.Workers, Logger: logger})
-	s.closers = append(s.closers, q.Close)
-	s.handler = handlers.New(handlers.Deps{
+	deps := handlers.Deps{
 		AppSecret:   cfg.AppSecret,
 		VerifyToken: cfg.VerifyToken,
 		Project:     cfg.Project,
 		Store:       st,
-		Queue:       q,
 		Logger:      logger,
-	})
+	}
+	if err := s.newQueue(ctx, cfg, pipeline.Handle, logger, &deps); err != nil {
+		return nil, err
+	}
+	s.handler = handlers.New(deps)
 	return s, nil
+}
+
+// newQueue sets the webhook's queue and, with Pub/Sub, the push endpoint
+// that runs handle.
+func (s *Service) newQueue(ctx context.Context, cfg config.Config, handle queue.Handler, logger *slog.Logger, deps *handlers.Deps) error {
+	if cfg.Queue == "inprocess" {
+		q := queue.NewInProcess(handle, queue.InProcessOptions{Workers: cfg.Workers, Logger: logger})
+		s.closers = append(s.closers, q.Close)
+		deps.Queue = q
+		return nil
+	}
+	// The client connects to PUBSUB_EMULATOR_HOST, without credentials,
+	// when that is set.
+	client, err := pubsub.NewClient(ctx, cfg.Project)
+	if err != nil {
+		return fmt.Errorf("pubsub client: %w", err)
+	}
+	s.closers = append(s.closers, func(context.Context) error { return client.Close() })
+	ps := queue.NewPubSub(client, cfg.PubSubTopic)
+	// Closers run in reverse, so the publisher flushes before the client closes.
+	s.closers = append(s.closers, ps.Close)
+	pd := handlers.ProcessDeps{Handle: handle, Logger: logger, InsecureSkipVerify: !cfg.PubSubVerify}
+	if cfg.PubSubVerify {
+		auth, err := queue.NewPushAuth(ctx, queue.PushAuthConfig{
+			ServiceAccount: cfg.PubSubServiceAccount,
+			Audience:       cfg.PubSubAudience,
+		})
+		if err != nil {
+			return err
+		}
+		pd.Verifier = auth
+	}
+	deps.Queue = ps
+	deps.Process = handlers.Process(pd)
+	return nil
 }
 
 func (s *Service) newStore(ctx context.Context, cfg config.Config) (store.Store, error) {

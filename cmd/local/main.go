@@ -1,17 +1,26 @@
 // Command local runs the function on this machine with the Functions
 // Framework, on 127.0.0.1:$PORT (default 8080), reading the same environment
 // as production. With only WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN and
-// WHATSAPP_ACCESS_TOKEN set it runs on the embedded defaults: in-memory store,
-// in-process queue and a local media folder.
+// WHATSAPP_ACCESS_TOKEN set it runs on the embedded defaults: in-memory
+// store, in-process queue and a local media folder.
+//
+// By default it also starts a sandbox: local stand-ins for Meta's Graph API,
+// Gemini and Google Speech, so a signed webhook posted to it is answered end
+// to end with no account anywhere; replies are printed and voice notes saved
+// under .media/sandbox-replies. Run it with -sandbox=false to use the real
+// services the environment names.
 package main
 
 import (
+	"cmp"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -22,22 +31,37 @@ import (
 )
 
 func main() {
-	if err := run(os.Getenv, os.Stderr); err != nil {
+	useSandbox := flag.Bool("sandbox", true, "answer with local stand-ins for Meta, Gemini and Google Speech")
+	flag.Parse()
+	if err := run(*useSandbox, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "local:", err)
 		os.Exit(1)
 	}
 }
 
-func run(getenv func(string) string, stderr io.Writer) error {
+func run(useSandbox bool, stderr io.Writer) error {
 	// Check the configuration before serving, so a missing secret stops the
 	// program with the full list instead of failing every request.
-	if _, err := config.Load(getenv); err != nil {
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
 		return fmt.Errorf("cannot start:\n%w", err)
 	}
-	port := getenv("PORT")
-	if port == "" {
-		port = "8080"
+	if useSandbox {
+		sb, env, err := startSandbox(stderr, filepath.Join(cfg.MediaDir, "sandbox-replies"))
+		if err != nil {
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		defer sb.close()
+		env["GOOGLE_CLOUD_PROJECT"] = cmp.Or(cfg.Project, "sandbox")
+		// The function reads its settings from the environment, as in
+		// production, so the sandbox speaks to it through the environment too.
+		for k, v := range env {
+			os.Setenv(k, v)
+		}
+		fmt.Fprintf(stderr, "local: sandbox on: Graph API %s, Gemini %s, Speech %s\n",
+			env["GRAPH_API_BASE_URL"], env["GOOGLE_VERTEX_BASE_URL"], env["SPEECH_ENDPOINT"])
 	}
+	port := cmp.Or(os.Getenv("PORT"), "8080")
 	os.Setenv("FUNCTION_TARGET", "Webhook")
 
 	go drainOnSignal()
