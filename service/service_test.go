@@ -1,0 +1,190 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+
+	"github.com/patternai/whatsapp-node/config"
+	"github.com/patternai/whatsapp-node/gemini/geminitest"
+	"github.com/patternai/whatsapp-node/graphapi"
+	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
+	"github.com/patternai/whatsapp-node/logging"
+	"github.com/patternai/whatsapp-node/service"
+	"github.com/patternai/whatsapp-node/speech/speechtest"
+)
+
+const secret = "e2e-app-secret"
+
+// fakes are the stand-ins for Meta and Google every end-to-end test uses.
+type fakes struct {
+	graph  *graphapitest.Server
+	llm    *geminitest.Server
+	speech *speechtest.Server
+}
+
+func startFakes(t *testing.T) (fakes, map[string]string) {
+	t.Helper()
+	f := fakes{graph: graphapitest.NewServer(t), llm: geminitest.NewServer(t), speech: speechtest.NewServer(t)}
+	voice, err := os.ReadFile(filepath.Join("..", "testdata", "voice_note.ogg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.graph.PutMedia("1308761640948516", voice, "audio/ogg; codecs=opus") // the id audio_voice.json names
+	env := map[string]string{
+		"WHATSAPP_APP_SECRET":    secret,
+		"WHATSAPP_VERIFY_TOKEN":  "e2e-verify",
+		"WHATSAPP_ACCESS_TOKEN":  f.graph.Token,
+		"GRAPH_API_BASE_URL":     f.graph.URL,
+		"GOOGLE_CLOUD_PROJECT":   "e2e-project",
+		"GOOGLE_VERTEX_BASE_URL": f.llm.URL,
+		"SPEECH_ENDPOINT":        f.speech.Addr,
+		"TTS_ENDPOINT":           f.speech.Addr,
+		"MEDIA_DIR":              t.TempDir(),
+	}
+	return f, env
+}
+
+func newService(t *testing.T, env map[string]string) *service.Service {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(context.Background(), cfg, logging.New(os.Stderr, slog.LevelWarn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+func post(t *testing.T, h http.Handler, fixture string) {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("..", "testdata", "webhooks", fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set(graphapi.SignatureHeader, graphapi.ComputeSignature(body, secret))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("POST %s = %d, want 200", fixture, rec.Code)
+	}
+}
+
+func sent(g *graphapitest.Server) string {
+	var out []string
+	for _, m := range g.Messages() {
+		out = append(out, fmt.Sprintf("%s:%s(voice=%v)", m.Type, m.To, m.Voice))
+	}
+	return strings.Join(out, " ")
+}
+
+// TestLocalDefaults is what cmd/local runs: memory store, in-process queue,
+// local media folder, and the fakes standing in for Meta and Google.
+func TestLocalDefaults(t *testing.T) {
+	f, env := startFakes(t)
+	svc := newService(t, env)
+	post(t, svc, "text.json")
+	post(t, svc, "audio_voice.json")
+	post(t, svc, "text.json") // Meta's duplicate
+	if err := svc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := "audio:16505551234(voice=true) audio:16505551234(voice=true)"
+	if got := sent(f.graph); got != want {
+		t.Errorf("sent %s, want %s", got, want)
+	}
+	if n := len(f.speech.RecognizeRequests()); n != 1 {
+		t.Errorf("%d voice notes transcribed, want 1", n)
+	}
+}
+
+func TestMissingSecretServesNothing(t *testing.T) {
+	_, env := startFakes(t)
+	delete(env, "WHATSAPP_APP_SECRET")
+	if _, err := config.Load(func(k string) string { return env[k] }); err == nil {
+		t.Fatal("config without WHATSAPP_APP_SECRET loaded")
+	}
+}
+
+// TestProductionPath runs production's backends on this machine: Firestore
+// and Pub/Sub emulators, Cloud Storage on fake-gcs-server. The webhook is
+// deduped in Firestore and published; the push subscription calls /process
+// on the same service, which answers through the fakes.
+func TestProductionPath(t *testing.T) {
+	for _, v := range []string{"FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"} {
+		if os.Getenv(v) == "" {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not set; CI must start the emulator", v)
+			}
+			t.Skipf("%s is not set; start the emulator to run this test", v)
+		}
+	}
+	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{Host: "127.0.0.1", Scheme: "http", PublicHost: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gcs.Stop)
+	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "e2e-media"})
+	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(gcs.URL(), "http://"))
+
+	f, env := startFakes(t)
+	suffix := time.Now().UnixNano()
+	topic := fmt.Sprintf("replies-%d", suffix)
+	env["STORE"], env["QUEUE"], env["MEDIA_BUCKET"] = "firestore", "pubsub", "e2e-media"
+	env["PUBSUB_TOPIC"], env["PUBSUB_VERIFY"], env["PUBSUB_EMULATOR_HOST"] = topic, "false", os.Getenv("PUBSUB_EMULATOR_HOST")
+
+	ctx := context.Background()
+	admin, err := pubsub.NewClient(ctx, env["GOOGLE_CLOUD_PROJECT"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	topicName := "projects/" + env["GOOGLE_CLOUD_PROJECT"] + "/topics/" + topic
+	if _, err := admin.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topicName}); err != nil {
+		t.Fatal(err)
+	}
+	svc := newService(t, env)
+	srv := httptest.NewServer(svc)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { svc.Close(context.Background()) })
+	if _, err := admin.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name:                  fmt.Sprintf("projects/%s/subscriptions/push-%d", env["GOOGLE_CLOUD_PROJECT"], suffix),
+		Topic:                 topicName,
+		PushConfig:            &pubsubpb.PushConfig{PushEndpoint: srv.URL + "/process"},
+		EnableMessageOrdering: true,
+		AckDeadlineSeconds:    60,
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	post(t, svc, "audio_voice.json")
+	post(t, svc, "audio_voice.json") // Meta's duplicate, after the first was accepted
+	want := "audio:16505551234(voice=true)"
+	deadline := time.Now().Add(30 * time.Second)
+	for sent(f.graph) != want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := sent(f.graph); got != want {
+		t.Fatalf("sent %q, want %q", got, want)
+	}
+	// The voice note was staged in the bucket the speech client reads long notes from.
+	objs, _, err := gcs.ListObjectsWithOptions("e2e-media", fakestorage.ListOptions{Prefix: "inbound/"})
+	if err != nil || len(objs) != 1 {
+		t.Errorf("staged voice notes = %d (%v), want 1", len(objs), err)
+	}
+}
