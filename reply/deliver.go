@@ -82,13 +82,15 @@ func (r *run) sendVoice(ctx context.Context, st *staged) error {
 
 // voiceNote returns the staged reply audio, or synthesizes and stages it.
 func (r *run) voiceNote(ctx context.Context, st *staged) ([]byte, error) {
-	audio, err := r.p.Stager.Get(ctx, r.audioName())
-	if err == nil {
-		r.log.Info("reusing staged voice note")
-		return audio, nil
-	}
-	if !errors.Is(err, media.ErrNotFound) {
-		r.log.Warn("staged voice note unreadable; synthesizing again", "error", err)
+	if r.resuming {
+		audio, err := r.p.Stager.Get(ctx, r.audioName())
+		if err == nil {
+			r.log.Info("reusing staged voice note")
+			return audio, nil
+		}
+		if !errors.Is(err, media.ErrNotFound) {
+			r.log.Warn("staged voice note unreadable; synthesizing again", "error", err)
+		}
 	}
 	sp, err := timed(r, "tts", func() (speech.Speech, error) {
 		return retry(ctx, r, "tts", speech.IsTransient, func(ctx context.Context) (speech.Speech, error) {
@@ -101,8 +103,10 @@ func (r *run) voiceNote(ctx context.Context, st *staged) ([]byte, error) {
 	r.mu.Lock()
 	r.stages = append(r.stages, "audio_out_seconds", sp.Seconds, "audio_out_bytes", len(sp.Audio))
 	r.mu.Unlock()
-	if err := r.p.Stager.Put(ctx, r.audioName(), sp.Audio, "audio/ogg"); err != nil {
-		r.log.Warn("voice note not staged", "error", err)
-	}
+	r.staging.Go(func() {
+		if err := r.p.Stager.Put(ctx, r.audioName(), sp.Audio, "audio/ogg"); err != nil {
+			r.log.Warn("voice note not staged", "error", err)
+		}
+	})
 	return sp.Audio, nil
 }

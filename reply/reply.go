@@ -133,7 +133,8 @@ func (p *Pipeline) Handle(ctx context.Context, job queue.Job) error {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Lease)
 	defer cancel()
 
-	r := &run{p: p, job: job, log: log.With("attempt", marker.Attempts), sent: map[string]bool{}}
+	r := &run{p: p, job: job, log: log.With("attempt", marker.Attempts), sent: map[string]bool{},
+		resuming: marker.Attempts > 1}
 	for _, part := range marker.Sent {
 		r.sent[part] = true
 	}
@@ -169,6 +170,13 @@ type run struct {
 	p   *Pipeline
 	job queue.Job
 	log *slog.Logger
+
+	// resuming is set on every attempt but the first: only then can an
+	// earlier one have staged an answer or a voice note worth looking for.
+	resuming bool
+	// staging holds writes of staged results, which run beside the reply
+	// rather than in front of it.
+	staging sync.WaitGroup
 
 	mu     sync.Mutex
 	sent   map[string]bool // parts delivered, this attempt or before
@@ -206,6 +214,7 @@ func (r *run) answer(ctx context.Context, k kind, userText string) error {
 		}
 	})
 	defer wg.Wait()
+	defer r.staging.Wait()
 
 	st, err := r.stagedAnswer(ctx)
 	if err != nil {
@@ -234,6 +243,9 @@ func (r *run) answer(ctx context.Context, k kind, userText string) error {
 
 // stagedAnswer returns the answer an earlier attempt staged, or nil.
 func (r *run) stagedAnswer(ctx context.Context) (*staged, error) {
+	if !r.resuming {
+		return nil, nil
+	}
 	b, err := retry(ctx, r, "stage", isTransientStaging, func(ctx context.Context) ([]byte, error) {
 		return r.p.Stager.Get(ctx, r.answerName())
 	})
@@ -300,12 +312,14 @@ func (r *run) think(ctx context.Context, k kind, userText string) (*staged, erro
 		return nil, fmt.Errorf("generate answer: %w", err)
 	}
 	b, _ := json.Marshal(st)
-	if _, err := retry(ctx, r, "stage", isTransientStaging, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, r.p.Stager.Put(ctx, r.answerName(), b, "application/json")
-	}); err != nil {
-		// Without it a retry would ask the model again: slower, not wrong.
-		r.log.Warn("answer not staged", "error", err)
-	}
+	r.staging.Go(func() {
+		if _, err := retry(ctx, r, "stage", isTransientStaging, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, r.p.Stager.Put(ctx, r.answerName(), b, "application/json")
+		}); err != nil {
+			// Without it a retry would ask the model again: slower, not wrong.
+			r.log.Warn("answer not staged", "error", err)
+		}
+	})
 	return st, nil
 }
 
