@@ -1,0 +1,120 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/firestore"
+
+	"github.com/patternai/whatsapp-node/graphapi"
+	"github.com/patternai/whatsapp-node/handlers"
+	"github.com/patternai/whatsapp-node/logging"
+	"github.com/patternai/whatsapp-node/queue"
+	"github.com/patternai/whatsapp-node/store"
+)
+
+// firestoreStore connects to the Firestore emulator. Without one it skips,
+// except under CI=true, where a skip would hide that nothing was tested.
+func firestoreStore(tb testing.TB) *store.Firestore {
+	tb.Helper()
+	if os.Getenv("FIRESTORE_EMULATOR_HOST") == "" {
+		if os.Getenv("CI") == "true" {
+			tb.Fatal("FIRESTORE_EMULATOR_HOST is not set; CI must start the Firestore emulator")
+		}
+		tb.Skip("FIRESTORE_EMULATOR_HOST is not set; start the Firestore emulator to run this test")
+	}
+	client, err := firestore.NewClient(context.Background(), "handlers-test")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { client.Close() })
+	return store.NewFirestore(client, store.Options{})
+}
+
+// withFreshIDs rewrites the wamids of a body so that runs against a shared
+// emulator never see each other's markers.
+func withFreshIDs(body []byte) []byte {
+	return bytes.ReplaceAll(body, []byte(`"id": "wamid.`), fmt.Appendf(nil, `"id": "wamid.%d.`, time.Now().UnixNano()))
+}
+
+func TestConcurrentDuplicatesFirestore(t *testing.T) {
+	t.Parallel()
+	testConcurrentDuplicates(t, firestoreStore(t), withFreshIDs(fixture(t, "text.json")))
+}
+
+// batchWebhook is one webhook of n text messages from 50 senders, about 3 KB
+// each, like the largest batches Meta sends.
+func batchWebhook(n int, tag string) []byte {
+	var b strings.Builder
+	b.WriteString(`{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"messages":[`)
+	text := strings.Repeat("Could you tell me more about the opening hours? ", 60)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"from":"16505550%03d","id":"wamid.batch.%s.%d","timestamp":"1764115200","type":"text","text":{"body":%q}}`, i%50, tag, i, text)
+	}
+	b.WriteString(`]}}]}]}`)
+	return []byte(b.String())
+}
+
+func TestBatchOfThousandFirestore(t *testing.T) {
+	t.Parallel()
+	st := firestoreStore(t)
+	h := newHarness(t, st)
+	body := batchWebhook(1000, fmt.Sprint(time.Now().UnixNano()))
+	if len(body) < 2<<20 {
+		t.Fatalf("batch is %d bytes, want about 3 MB", len(body))
+	}
+	if rec := h.postSigned(t, body); rec.Code != http.StatusOK {
+		t.Fatalf("POST of 1000 messages = %d, want 200", rec.Code)
+	}
+	if rec := h.postSigned(t, body); rec.Code != http.StatusOK {
+		t.Fatalf("redelivery of 1000 messages = %d, want 200", rec.Code)
+	}
+	if jobs := h.drained(t); len(jobs) != 1000 {
+		t.Errorf("two deliveries of 1000 messages queued %d jobs, want 1000", len(jobs))
+	}
+}
+
+// BenchmarkBatchOfThousand measures the acknowledgement of one webhook of
+// 1000 messages (about 3 MB): signature, parse, dedupe and enqueue, with the
+// memory store and with the Firestore emulator.
+func BenchmarkBatchOfThousand(b *testing.B) {
+	for _, backend := range []string{"memory", "firestore"} {
+		b.Run(backend, func(b *testing.B) {
+			var st handlers.Deduper = store.NewMemory(store.Options{})
+			if backend == "firestore" {
+				st = firestoreStore(b)
+			}
+			q := queue.NewInProcess(func(context.Context, queue.Job) error { return nil },
+				queue.InProcessOptions{Workers: 8, Capacity: 1 << 12})
+			defer q.Close(context.Background())
+			h := handlers.New(handlers.Deps{AppSecret: secret, VerifyToken: verifyToken, Project: "p",
+				Store: st, Queue: q, Logger: logging.New(discard{}, slog.LevelInfo)})
+			bodies := make([][]byte, b.N)
+			for i := range bodies {
+				bodies[i] = batchWebhook(1000, fmt.Sprint(time.Now().UnixNano(), "-", i))
+			}
+			b.SetBytes(int64(len(bodies[0])))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(bodies[i]))
+				req.Header.Set(graphapi.SignatureHeader, graphapi.ComputeSignature(bodies[i], secret))
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("POST = %d", rec.Code)
+				}
+			}
+		})
+	}
+}
