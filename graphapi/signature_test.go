@@ -1,7 +1,9 @@
 package graphapi_test
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -86,10 +88,28 @@ func FuzzParsePayload(f *testing.F) {
 		f.Add(readFixture(f, name))
 	}
 	f.Add([]byte(`{"entry":[{"changes":[{"field":"messages","value":{"messages":[{"type":"x"}]}}]}]}`))
+	// Corners where decoders are known to differ: letter case of keys,
+	// repeated keys, invalid UTF-8, nulls, numbers out of range, escapes.
+	f.Add([]byte(`{"ENTRY":[{"Changes":[{"FIELD":"messages","value":{"Messages":[{"ID":"a","From":"1"}]}}]}]}`))
+	f.Add([]byte(`{"object":"a","object":"b","entry":null}`))
+	f.Add([]byte("{\"object\":\"\xff\xfe caf\xc3\"}"))
+	f.Add([]byte(`{"entry":[{"changes":[{"value":{"statuses":[{"errors":[{"code":99999999999999999999}]}]}}]}]}`))
+	f.Add([]byte(`{"entry":[{"changes":[{"value":{"messages":[{"location":{"latitude":1e400}}]}}]}]}`))
+	f.Add([]byte(`{"object":"\ud83d\ude00\ud800 \u0000"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p, err := graphapi.ParsePayload(body)
+		// ParsePayload uses a faster decoder than encoding/json: it must
+		// accept, reject and decode exactly the same bodies.
+		var want graphapi.Payload
+		stdErr := json.Unmarshal(body, &want)
+		if (err == nil) != (stdErr == nil) {
+			t.Fatalf("ParsePayload error %v, encoding/json error %v", err, stdErr)
+		}
 		if err != nil {
 			return
+		}
+		if !reflect.DeepEqual(*p, want) {
+			t.Fatalf("ParsePayload = %+v, encoding/json = %+v", *p, want)
 		}
 		for _, e := range p.Entry {
 			for _, c := range e.Changes {

@@ -1,8 +1,11 @@
 package graphapi
 
 import (
-	"encoding/json"
 	"fmt"
+
+	// goccy/go-json decodes the same types as encoding/json about four
+	// times faster; parsing is the largest share of a webhook's cost.
+	json "github.com/goccy/go-json"
 )
 
 // Payload is a webhook notification body as Meta posts it.

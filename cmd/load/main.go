@@ -3,6 +3,9 @@
 //	load -url http://127.0.0.1:8080/ -c 32 -d 10s   signed POSTs, each a new wamid; prints latency and throughput
 //	load -bare 127.0.0.1:8081                        serves a bare net/http handler that only checks the signature,
 //	                                                 the baseline the webhook is compared with
+//	load -intake 127.0.0.1:8082                      serves the webhook handlers as cmd/local builds them (memory
+//	                                                 store, in-process queue, JSON logs to stdout) with reply
+//	                                                 workers that drop each job, to measure the intake alone
 //	load -startup ./local                            starts a built cmd/local and times process start to first answer
 //	load -requests 300000 > requests.tsv             writes signed bodies (signature TAB body per line) for
 //	                                                 wrk with cmd/load/wrk.lua, a load generator that costs less CPU
@@ -17,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -28,6 +32,10 @@ import (
 	"time"
 
 	"github.com/patternai/whatsapp-node/graphapi"
+	"github.com/patternai/whatsapp-node/handlers"
+	"github.com/patternai/whatsapp-node/logging"
+	"github.com/patternai/whatsapp-node/queue"
+	"github.com/patternai/whatsapp-node/store"
 )
 
 func main() {
@@ -36,6 +44,7 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "duration of the run (at most 60s)")
 	max := flag.Int("n", 2_000_000, "at most this many requests")
 	bare := flag.String("bare", "", "serve the bare signature-only handler on this loopback address")
+	intake := flag.String("intake", "", "serve the webhook intake, with replies dropped, on this loopback address")
 	startup := flag.String("startup", "", "path of a built cmd/local to time from start to first answer")
 	runs := flag.Int("runs", 20, "startup runs")
 	requests := flag.Int("requests", 0, "write this many signed request bodies for wrk and exit")
@@ -48,6 +57,8 @@ func main() {
 	switch {
 	case *bare != "":
 		err = serveBare(*bare, secret)
+	case *intake != "":
+		err = serveIntake(*intake, secret)
 	case *requests > 0:
 		err = writeRequests(os.Stdout, secret, *requests)
 	case *startup != "":
@@ -172,6 +183,21 @@ func serveBare(addr, secret string) error {
 			return
 		}
 		w.WriteHeader(http.StatusOK)
+	}))
+}
+
+// serveIntake serves the webhook as the service wires it with the embedded
+// defaults, except that the queue's workers drop each job: the replies would
+// otherwise compete with the intake for the same two cores.
+func serveIntake(addr, secret string) error {
+	if err := loopback(addr); err != nil {
+		return err
+	}
+	logger := logging.New(os.Stdout, slog.LevelInfo)
+	q := queue.NewInProcess(func(context.Context, queue.Job) error { return nil }, queue.InProcessOptions{Logger: logger})
+	fmt.Fprintf(os.Stderr, "load: webhook intake on http://%s/\n", addr)
+	return http.ListenAndServe(addr, handlers.New(handlers.Deps{
+		AppSecret: secret, VerifyToken: "load", Store: store.NewMemory(store.Options{}), Queue: q, Logger: logger,
 	}))
 }
 
