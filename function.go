@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
@@ -37,7 +40,25 @@ func setup() {
 	}
 	logger = logging.New(os.Stdout, cfg.LogLevel)
 	slog.SetDefault(logger)
-	svc, setupErr = service.New(context.Background(), cfg, logger)
+	if svc, setupErr = service.New(context.Background(), cfg, logger); setupErr == nil {
+		go drainOnSignal()
+	}
+}
+
+// drainOnSignal lets queued replies finish when the instance is told to stop:
+// Cloud Run sends SIGTERM and waits 10 s before it kills the instance, and a
+// person stops cmd/local with Ctrl-C.
+func drainOnSignal() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Second)
+	defer cancel()
+	if err := svc.Close(ctx); err != nil {
+		logger.Error("shutdown: queue not drained", "error", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
 
 // Webhook is the function's entry point. A setup error (a missing secret, an
@@ -51,13 +72,4 @@ func Webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	svc.ServeHTTP(w, r)
-}
-
-// Shutdown drains the in-process queue and closes the service's clients.
-// cmd/local calls it on SIGTERM.
-func Shutdown(ctx context.Context) error {
-	if svc == nil {
-		return nil
-	}
-	return svc.Close(ctx)
 }

@@ -13,20 +13,17 @@ package main
 
 import (
 	"cmp"
-	"context"
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
-	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
-	whatsappnode "github.com/patternai/whatsapp-node"
+	// The function registers itself, and drains its queue on SIGINT and
+	// SIGTERM, when imported.
+	_ "github.com/patternai/whatsapp-node"
 	"github.com/patternai/whatsapp-node/config"
 )
 
@@ -64,22 +61,6 @@ func run(useSandbox bool, stderr io.Writer) error {
 	port := cmp.Or(os.Getenv("PORT"), "8080")
 	os.Setenv("FUNCTION_TARGET", "Webhook")
 
-	go drainOnSignal()
 	fmt.Fprintf(stderr, "local: serving the Webhook function on http://127.0.0.1:%s/\n", port)
 	return funcframework.StartHostPort("127.0.0.1", port)
-}
-
-// drainOnSignal lets queued replies finish (up to 25 s, below Cloud Run's
-// 30 s grace period) when the process is told to stop.
-func drainOnSignal() {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
-	defer cancel()
-	if err := whatsappnode.Shutdown(ctx); err != nil {
-		log.Printf("local: drain incomplete: %v", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
 }
