@@ -7,37 +7,17 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"cloud.google.com/go/firestore"
 
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/handlers"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/queue"
 	"github.com/patternai/whatsapp-node/store"
+	"github.com/patternai/whatsapp-node/store/storetest"
 )
-
-// firestoreStore connects to the Firestore emulator. Without one it skips,
-// except under CI=true, where a skip would hide that nothing was tested.
-func firestoreStore(tb testing.TB) *store.Firestore {
-	tb.Helper()
-	if os.Getenv("FIRESTORE_EMULATOR_HOST") == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatal("FIRESTORE_EMULATOR_HOST is not set; CI must start the Firestore emulator")
-		}
-		tb.Skip("FIRESTORE_EMULATOR_HOST is not set; start the Firestore emulator to run this test")
-	}
-	client, err := firestore.NewClient(context.Background(), "handlers-test")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { client.Close() })
-	return store.NewFirestore(client, store.Options{})
-}
 
 // withFreshIDs rewrites the wamids of a body so that runs against a shared
 // emulator never see each other's markers.
@@ -47,7 +27,7 @@ func withFreshIDs(body []byte) []byte {
 
 func TestConcurrentDuplicatesFirestore(t *testing.T) {
 	t.Parallel()
-	testConcurrentDuplicates(t, firestoreStore(t), withFreshIDs(fixture(t, "text.json")))
+	testConcurrentDuplicates(t, storetest.Firestore(t, store.Options{}), withFreshIDs(fixture(t, "text.json")))
 }
 
 // batchWebhook is one webhook of n text messages from 50 senders, about 3 KB
@@ -68,7 +48,7 @@ func batchWebhook(n int, tag string) []byte {
 
 func TestBatchOfThousandFirestore(t *testing.T) {
 	t.Parallel()
-	st := firestoreStore(t)
+	st := storetest.Firestore(t, store.Options{})
 	h := newHarness(t, st)
 	body := batchWebhook(1000, fmt.Sprint(time.Now().UnixNano()))
 	if len(body) < 2<<20 {
@@ -93,7 +73,7 @@ func BenchmarkBatchOfThousand(b *testing.B) {
 		b.Run(backend, func(b *testing.B) {
 			var st handlers.Deduper = store.NewMemory(store.Options{})
 			if backend == "firestore" {
-				st = firestoreStore(b)
+				st = storetest.Firestore(b, store.Options{})
 			}
 			q := queue.NewInProcess(func(context.Context, queue.Job) error { return nil },
 				queue.InProcessOptions{Workers: 8, Capacity: 1 << 12})

@@ -29,6 +29,7 @@ import (
 	"github.com/patternai/whatsapp-node/speech"
 	"github.com/patternai/whatsapp-node/speech/speechtest"
 	"github.com/patternai/whatsapp-node/store"
+	"github.com/patternai/whatsapp-node/store/storetest"
 )
 
 const bucket = "whatsapp-node-media"
@@ -275,10 +276,25 @@ func TestLongVoiceNoteTakesBatchPath(t *testing.T) {
 
 func TestHistoryCarriedIntoNextTurn(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, reply.Options{Mode: reply.Text})
+	t.Run("memory", func(t *testing.T) {
+		t.Parallel()
+		testHistoryCarried(t, store.NewMemory(store.Options{}))
+	})
+	t.Run("firestore", func(t *testing.T) {
+		t.Parallel()
+		testHistoryCarried(t, storetest.Firestore(t, store.Options{}))
+	})
+}
+
+func testHistoryCarried(t *testing.T, st store.Store) {
+	h := newHarnessWithStore(t, reply.Options{Mode: reply.Text}, st)
+	// Users and wamids are fresh per run: the emulator is shared.
+	sender := fmt.Sprint("1650555", time.Now().UnixNano()%1e6)
 	h.llm.Enqueue(geminitest.Answer{Text: "Nice to meet you, Ana."}, geminitest.Answer{Text: "Your name is Ana."})
-	h.handle(t, textJob(t, "wamid.one", "My name is Ana."))
-	h.handle(t, textJob(t, "wamid.two", "What is my name?"))
+	first, second := textJob(t, sender+".one", "My name is Ana."), textJob(t, sender+".two", "What is my name?")
+	first.Sender, second.Sender = sender, sender
+	h.handle(t, first)
+	h.handle(t, second)
 	reqs := h.llm.Requests()
 	if len(reqs) != 2 {
 		t.Fatalf("model asked %d times, want 2", len(reqs))
