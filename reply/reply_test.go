@@ -216,7 +216,7 @@ func TestTextFlow(t *testing.T) {
 	if len(hist) != 2 || hist[0].Role != "user" || hist[1].Role != "model" || hist[1].Text != "Tomorrow Lisbon will be sunny, around 22 degrees." {
 		t.Errorf("history = %+v", hist)
 	}
-	for _, want := range []string{`"message":"replied"`, `"llm_ms"`, `"tts_ms"`, `"upload_ms"`, `"send_audio_ms"`, `"model":"` + gemini.DefaultModel} {
+	for _, want := range []string{`"message":"replied"`, `"logging.googleapis.com/trace":"projects/p/traces/abc"`, `"llm_ms"`, `"tts_ms"`, `"upload_ms"`, `"send_audio_ms"`, `"model":"` + gemini.DefaultModel} {
 		if !strings.Contains(h.logs.String(), want) {
 			t.Errorf("reply log lacks %s:\n%s", want, h.logs)
 		}
@@ -404,31 +404,44 @@ func TestOtherMessageTypes(t *testing.T) {
 	}
 }
 
-func TestImageGoesToModel(t *testing.T) {
+func TestAttachmentsGoToModel(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, reply.Options{Mode: reply.Text})
-	photo := []byte("\xff\xd8\xff\xe0 a small jpeg")
-	j := job(t, "image.json")
-	j.Message.Image.ID = h.graph.AddMedia(photo, "image/jpeg")
-	j.Message.Image.SHA256 = ""
-	h.llm.Enqueue(geminitest.Answer{Text: "The plant looks healthy."})
-	h.handle(t, j)
-	reqs := h.llm.Requests()
-	if len(reqs) != 1 {
-		t.Fatalf("model asked %d times", len(reqs))
+	tests := []struct {
+		fixture, mime, caption string
+		data                   []byte
+	}{
+		{"image.json", "image/jpeg", "Is this plant healthy?", []byte("\xff\xd8\xff\xe0 a small jpeg")},
+		{"document.json", "application/pdf", "Summarise this please", []byte("%PDF-1.7 a small pdf")},
 	}
-	var blob *struct{ mime string }
-	var text string
-	for _, p := range reqs[0].Contents[len(reqs[0].Contents)-1].Parts {
-		if p.InlineData != nil && bytes.Equal(p.InlineData.Data, photo) {
-			blob = &struct{ mime string }{p.InlineData.MIMEType}
-		}
-		text += p.Text
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, reply.Options{Mode: reply.Text})
+			j := job(t, tt.fixture)
+			m := j.Message.Image
+			if m == nil {
+				m = j.Message.Document
+			}
+			m.ID, m.SHA256 = h.graph.AddMedia(tt.data, tt.mime), ""
+			h.llm.Enqueue(geminitest.Answer{Text: "Here is what I see."})
+			h.handle(t, j)
+			reqs := h.llm.Requests()
+			if len(reqs) != 1 {
+				t.Fatalf("model asked %d times", len(reqs))
+			}
+			var mime, text string
+			for _, p := range reqs[0].Contents[len(reqs[0].Contents)-1].Parts {
+				if p.InlineData != nil && bytes.Equal(p.InlineData.Data, tt.data) {
+					mime = p.InlineData.MIMEType
+				}
+				text += p.Text
+			}
+			if mime != tt.mime || !strings.Contains(text, tt.caption) {
+				t.Errorf("model got a %q file and text %q, want the %s and its caption", mime, text, tt.mime)
+			}
+			h.wantSent(t, "text:Here is what I see.")
+		})
 	}
-	if blob == nil || blob.mime != "image/jpeg" || !strings.Contains(text, "Is this plant healthy?") {
-		t.Errorf("model got blob %v and text %q, want the photo and its caption", blob, text)
-	}
-	h.wantSent(t, "text:The plant looks healthy.")
 }
 
 func TestFailures(t *testing.T) {
