@@ -96,7 +96,7 @@ func Process(d ProcessDeps) http.Handler {
 
 		log := logging.With(d.Logger, job.Trace).With("wamid", job.Message.ID,
 			"message_id", push.Message.MessageID, "attempt", push.DeliveryAttempt)
-		if err := d.Handle(logging.NewContext(r.Context(), log), job); err != nil {
+		if err := d.Handle(r.Context(), job); err != nil {
 			log.Warn("job failed, Pub/Sub will redeliver it", "error", err)
 			http.Error(w, "temporarily unavailable", http.StatusInternalServerError)
 			return

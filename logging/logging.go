@@ -4,7 +4,6 @@
 package logging
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"strings"
@@ -76,20 +75,4 @@ func Mask(id string) string {
 		return strings.Repeat("*", len(id))
 	}
 	return "…" + id[len(id)-keep:]
-}
-
-type ctxKey struct{}
-
-// NewContext carries logger in ctx, so code far from the request can log with
-// its trace.
-func NewContext(ctx context.Context, logger *slog.Logger) context.Context {
-	return context.WithValue(ctx, ctxKey{}, logger)
-}
-
-// FromContext returns the logger NewContext stored, or slog's default.
-func FromContext(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(ctxKey{}).(*slog.Logger); ok {
-		return l
-	}
-	return slog.Default()
 }
