@@ -20,6 +20,7 @@ import (
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
 	"github.com/patternai/whatsapp-node/media"
+	"github.com/patternai/whatsapp-node/media/mediatest"
 	"github.com/patternai/whatsapp-node/queue"
 	"github.com/patternai/whatsapp-node/reply"
 	"github.com/patternai/whatsapp-node/speech"
@@ -67,7 +68,7 @@ func BenchmarkPipelineOverhead(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer gcs.Stop()
-			gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
+			gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: mediatest.BucketName})
 			slow := &http.Client{Transport: slowTransport{http.DefaultTransport}}
 			gcsClient, err := storage.NewClient(ctx, option.WithEndpoint(gcs.URL()+"/storage/v1/"), option.WithHTTPClient(slow))
 			if err != nil {
@@ -90,7 +91,7 @@ func BenchmarkPipelineOverhead(b *testing.B) {
 			p := reply.New(reply.Deps{
 				Messenger:   graphapi.New(graphapi.Config{BaseURL: graph.URL, Token: graphapitest.Token, HTTPClient: slow}),
 				Transcriber: speechClient, Synthesizer: speechClient, Responder: llm,
-				Stager: media.NewBucket(gcsClient, bucket), Store: st,
+				Stager: media.NewBucket(gcsClient, mediatest.BucketName), Store: st,
 				Logger: slog.New(slog.DiscardHandler),
 			}, reply.Options{})
 			voice, err := os.ReadFile(filepath.Join("..", "testdata", "voice_note.ogg"))

@@ -13,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/storage"
-	"github.com/fsouza/fake-gcs-server/fakestorage"
-	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
 
 	"github.com/patternai/whatsapp-node/gemini"
@@ -24,6 +21,7 @@ import (
 	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/media"
+	"github.com/patternai/whatsapp-node/media/mediatest"
 	"github.com/patternai/whatsapp-node/queue"
 	"github.com/patternai/whatsapp-node/reply"
 	"github.com/patternai/whatsapp-node/speech"
@@ -32,15 +30,12 @@ import (
 	"github.com/patternai/whatsapp-node/store/storetest"
 )
 
-const bucket = "whatsapp-node-media"
-
 // harness is the pipeline on its real clients, each talking to a local
 // server that speaks its service's protocol.
 type harness struct {
 	graph  *graphapitest.Server
 	speech *speechtest.Server
 	llm    *geminitest.Server
-	gcs    *fakestorage.Server
 	store  store.Store
 	stager *media.Bucket
 	logs   *syncBuffer
@@ -62,20 +57,7 @@ func newHarnessWithStore(t *testing.T, opts reply.Options, st store.Store) *harn
 		store:  st,
 		logs:   &syncBuffer{},
 	}
-	var err error
-	h.gcs, err = fakestorage.NewServerWithOptions(fakestorage.Options{Host: "127.0.0.1", Scheme: "http", PublicHost: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.gcs.Stop)
-	h.gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
-	gcsClient, err := storage.NewClient(ctx, option.WithEndpoint(h.gcs.URL()+"/storage/v1/"), option.WithoutAuthentication())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gcsClient.Close() })
-	h.stager = media.NewBucket(gcsClient, bucket)
-
+	h.stager, _ = mediatest.NewBucket(t)
 	sp, err := speech.New(ctx, speech.Config{Project: "test-project", ClientOptions: h.speech.ClientOptions()})
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +249,7 @@ func TestLongVoiceNoteTakesBatchPath(t *testing.T) {
 		t.Errorf("Recognize called %d times for an 84 s note", n)
 	}
 	batch := h.speech.BatchRecognizeRequests()
-	want := "gs://" + bucket + "/" // the staged object
+	want := "gs://" + mediatest.BucketName + "/" // the staged object
 	if len(batch) != 1 || len(batch[0].GetFiles()) != 1 || !strings.HasPrefix(batch[0].GetFiles()[0].GetUri(), want) {
 		t.Fatalf("BatchRecognize = %v, want one file under %s", batch, want)
 	}
