@@ -262,12 +262,12 @@ func TestPeerFixtures(t *testing.T) {
 	}
 }
 
-// peerFixtures reads ../shared/peer-fixtures/pywa: each file maps case names
+// peerFixtures reads testdata/peer/pywa: each file maps case names
 // to complete webhook bodies. It fails when the folder is missing, so the
 // test cannot pass vacuously.
 func peerFixtures(t *testing.T) map[string][]byte {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "..", "shared", "peer-fixtures", "pywa", "*.json"))
+	files, err := filepath.Glob(filepath.Join("..", "testdata", "peer", "pywa", "*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no peer fixtures found (%v)", err)
 	}

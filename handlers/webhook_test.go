@@ -233,7 +233,7 @@ func TestBatchFanOut(t *testing.T) {
 
 func TestPeerFixturesAccepted(t *testing.T) {
 	t.Parallel()
-	files, err := filepath.Glob(filepath.Join("..", "..", "shared", "peer-fixtures", "pywa", "*.json"))
+	files, err := filepath.Glob(filepath.Join("..", "testdata", "peer", "pywa", "*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no peer fixtures (%v)", err)
 	}
