@@ -45,6 +45,7 @@ func main() {
 	max := flag.Int("n", 2_000_000, "at most this many requests")
 	bare := flag.String("bare", "", "serve the bare signature-only handler on this loopback address")
 	intake := flag.String("intake", "", "serve the webhook intake, with replies dropped, on this loopback address")
+	logLevel := flag.String("log-level", "info", "with -intake: the lowest level logged (warn leaves out the per-webhook and per-message lines)")
 	startup := flag.String("startup", "", "path of a built cmd/local to time from start to first answer")
 	runs := flag.Int("runs", 20, "startup runs")
 	requests := flag.Int("requests", 0, "write this many signed request bodies for wrk and exit")
@@ -58,7 +59,7 @@ func main() {
 	case *bare != "":
 		err = serveBare(*bare, secret)
 	case *intake != "":
-		err = serveIntake(*intake, secret)
+		err = serveIntake(*intake, secret, *logLevel)
 	case *requests > 0:
 		err = writeRequests(os.Stdout, secret, *requests)
 	case *startup != "":
@@ -189,11 +190,15 @@ func serveBare(addr, secret string) error {
 // serveIntake serves the webhook as the service wires it with the embedded
 // defaults, except that the queue's workers drop each job: the replies would
 // otherwise compete with the intake for the same two cores.
-func serveIntake(addr, secret string) error {
+func serveIntake(addr, secret, level string) error {
 	if err := loopback(addr); err != nil {
 		return err
 	}
-	logger := logging.New(os.Stdout, slog.LevelInfo)
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return err
+	}
+	logger := logging.New(os.Stdout, l)
 	q := queue.NewInProcess(func(context.Context, queue.Job) error { return nil }, queue.InProcessOptions{Logger: logger})
 	fmt.Fprintf(os.Stderr, "load: webhook intake on http://%s/\n", addr)
 	return http.ListenAndServe(addr, handlers.New(handlers.Deps{
