@@ -46,7 +46,8 @@ func verify(w http.ResponseWriter, r *http.Request, token string) {
 // parse, record each new message and queue it. It answers 200 only once every
 // message is queued or known, and 503 when a retry by Meta can help.
 func notify(w http.ResponseWriter, r *http.Request, d Deps) {
-	log := logging.With(d.Logger, logging.Trace(d.Project, r.Header.Get("X-Cloud-Trace-Context")))
+	trace := logging.Trace(d.Project, r.Header.Get("X-Cloud-Trace-Context"))
+	log := logging.With(d.Logger, trace)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -72,7 +73,7 @@ func notify(w http.ResponseWriter, r *http.Request, d Deps) {
 	}
 
 	n := collect(payload, log)
-	n.trace = logging.Trace(d.Project, r.Header.Get("X-Cloud-Trace-Context"))
+	n.trace = trace
 	if err := accept(r, d, &n, log); err != nil {
 		log.Error("webhook not accepted, asking Meta to retry", "error", err,
 			"messages", len(n.jobs), "statuses", n.statuses)
