@@ -22,6 +22,13 @@ import (
 
 func init() {
 	functions.HTTP("Webhook", Webhook)
+	// On Cloud Run (K_SERVICE is set) the clients are built while the
+	// instance starts, which has CPU, instead of inside Meta's first webhook.
+	// Locally setup waits for the first request, after cmd/local has set up
+	// its sandbox's environment.
+	if os.Getenv("K_SERVICE") != "" {
+		go setupOnce.Do(setup)
+	}
 }
 
 var (
