@@ -76,9 +76,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, errors.New("gemini: project is required")
 	}
 	// No HTTPOptions.RetryOptions: the SDK then makes a single attempt. The
-	// reply pipeline retries through its queue with IsTransient, so retrying
-	// here as well would multiply the attempts and could outlast the
-	// function's deadline.
+	// reply pipeline retries transient failures itself (IsTransient), within
+	// its attempt's budget, so retrying here as well would multiply the
+	// attempts and could outlast the lease.
 	gc, err := genai.NewClient(ctx, &genai.ClientConfig{
 		Backend:     genai.BackendVertexAI,
 		Project:     cfg.Project,
