@@ -8,12 +8,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -21,29 +19,11 @@ import (
 	"github.com/patternai/whatsapp-node/handlers"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/queue"
+	"github.com/patternai/whatsapp-node/queue/queuetest"
 	"github.com/patternai/whatsapp-node/store"
 )
 
 const emulatorProject = "whatsapp-node-test"
-
-// pubsubEmulator returns a client of the Pub/Sub emulator named by
-// PUBSUB_EMULATOR_HOST. Without one the test is skipped locally, and fails
-// in CI, where a silent skip would hide that nothing was tested.
-func pubsubEmulator(t *testing.T) *pubsub.Client {
-	t.Helper()
-	if os.Getenv("PUBSUB_EMULATOR_HOST") == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("PUBSUB_EMULATOR_HOST is not set; CI must start the Pub/Sub emulator")
-		}
-		t.Skip("PUBSUB_EMULATOR_HOST is not set; start the Pub/Sub emulator to run this test")
-	}
-	client, err := pubsub.NewClient(context.Background(), emulatorProject)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	return client
-}
 
 // notification is a signed-webhook body with perSender text messages from
 // each sender, interleaved, in one change, as Meta batches them.
@@ -87,7 +67,7 @@ func wamid(sender string, n int) string { return fmt.Sprintf("wamid.e2e.%s.%d", 
 // once, and must come back before its sender's later jobs.
 func TestPubSubEndToEnd(t *testing.T) {
 	t.Parallel()
-	client := pubsubEmulator(t)
+	client := queuetest.PubSub(t, emulatorProject)
 	ctx := context.Background()
 	suffix := time.Now().UnixNano()
 	topic := fmt.Sprintf("projects/%s/topics/replies-%d", emulatorProject, suffix)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -19,28 +18,10 @@ import (
 
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/queue"
+	"github.com/patternai/whatsapp-node/queue/queuetest"
 )
 
 const testProject = "whatsapp-node-test"
-
-// emulator returns a client of the Pub/Sub emulator named by
-// PUBSUB_EMULATOR_HOST. Without one the test is skipped locally, and fails
-// in CI, where a silent skip would hide that nothing was tested.
-func emulator(t *testing.T, opts ...option.ClientOption) *pubsub.Client {
-	t.Helper()
-	if os.Getenv("PUBSUB_EMULATOR_HOST") == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("PUBSUB_EMULATOR_HOST is not set; CI must start the Pub/Sub emulator")
-		}
-		t.Skip("PUBSUB_EMULATOR_HOST is not set; start the Pub/Sub emulator to run this test")
-	}
-	client, err := pubsub.NewClient(context.Background(), testProject, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	return client
-}
 
 var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9-]+`)
 
@@ -119,7 +100,7 @@ func receive(t *testing.T, client *pubsub.Client, sub string, want int) []*pubsu
 
 func TestPubSubPublishesJobsWithOrderingKeysAndAttributes(t *testing.T) {
 	t.Parallel()
-	client := emulator(t)
+	client := queuetest.PubSub(t, testProject)
 	topic := createTopic(t, client)
 	sub := createOrderedSubscription(t, client, topic)
 	q := queue.NewPubSub(client, topic)
@@ -177,7 +158,7 @@ func TestPubSubBatchesALargeNotification(t *testing.T) {
 		}
 		return invoke(ctx, method, req, reply, cc, opts...)
 	}
-	client := emulator(t, option.WithGRPCDialOption(grpc.WithUnaryInterceptor(count)))
+	client := queuetest.PubSub(t, testProject, option.WithGRPCDialOption(grpc.WithUnaryInterceptor(count)))
 	topic := createTopic(t, client)
 	q := queue.NewPubSub(client, topic)
 	t.Cleanup(func() { q.Close(context.Background()) })
@@ -203,7 +184,7 @@ func TestPubSubBatchesALargeNotification(t *testing.T) {
 // topic: the sender's next notification must go through.
 func TestPubSubResumesASendersKeyAfterAFailure(t *testing.T) {
 	t.Parallel()
-	client := emulator(t)
+	client := queuetest.PubSub(t, testProject)
 	topic := "projects/" + testProject + "/topics/" + uniqueName(t, "topic")
 	q := queue.NewPubSub(client, topic)
 	t.Cleanup(func() { q.Close(context.Background()) })
@@ -228,7 +209,7 @@ func TestPubSubResumesASendersKeyAfterAFailure(t *testing.T) {
 
 func TestPubSubRefusesAfterClose(t *testing.T) {
 	t.Parallel()
-	client := emulator(t)
+	client := queuetest.PubSub(t, testProject)
 	q := queue.NewPubSub(client, createTopic(t, client))
 	if err := q.Enqueue(context.Background(), jobs([]string{"a-sender"}, 1)); err != nil {
 		t.Fatalf("Enqueue: %v", err)
@@ -243,7 +224,7 @@ func TestPubSubRefusesAfterClose(t *testing.T) {
 
 func TestPubSubEnqueueNothing(t *testing.T) {
 	t.Parallel()
-	client := emulator(t)
+	client := queuetest.PubSub(t, testProject)
 	q := queue.NewPubSub(client, createTopic(t, client))
 	t.Cleanup(func() { q.Close(context.Background()) })
 	if err := q.Enqueue(context.Background(), nil); err != nil {
