@@ -56,6 +56,13 @@ type Config struct {
 	TTSLanguage  string   // TTS_LANGUAGE
 	TTSURL       string   // TTS_ENDPOINT: host:port override
 
+	// Exactly once: how long a reply attempt holds a message without
+	// renewing its claim, and how long a send of unknown outcome waits for a
+	// status webhook to confirm it before it is sent again. Zero means the
+	// reply package's defaults.
+	ClaimLease    time.Duration // CLAIM_LEASE
+	ConfirmWindow time.Duration // SEND_CONFIRM_WINDOW
+
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn or error
 }
 
@@ -99,6 +106,9 @@ func Load(getenv func(string) string) (Config, error) {
 		TTSVoice:     r.str("TTS_VOICE", ""),
 		TTSLanguage:  r.str("TTS_LANGUAGE", ""),
 		TTSURL:       r.str("TTS_ENDPOINT", ""),
+
+		ClaimLease:    r.duration("CLAIM_LEASE", 0),
+		ConfirmWindow: r.duration("SEND_CONFIRM_WINDOW", 0),
 
 		LogLevel: r.level("LOG_LEVEL"),
 	}

@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/patternai/whatsapp-node/retry"
 )
 
 // Defaults New fills in for zero Config fields.
@@ -105,15 +108,18 @@ type request struct {
 	url         string
 	body        []byte
 	contentType string
+	// send marks a message to a user, which must never be sent twice.
+	send bool
 }
 
-// postJSON sends v as JSON and decodes the answer into out.
-func (c *Client) postJSON(ctx context.Context, op, url string, v, out any) error {
+// postJSON sends v as JSON and decodes the answer into out. send marks a
+// message to a user (see request).
+func (c *Client) postJSON(ctx context.Context, op, url string, send bool, v, out any) error {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	req := request{op: op, method: http.MethodPost, url: url, body: body, contentType: "application/json"}
+	req := request{op: op, method: http.MethodPost, url: url, body: body, contentType: "application/json", send: send}
 	return c.do(ctx, req, decodeJSON(out))
 }
 
@@ -127,46 +133,52 @@ func decodeJSON(out any) func(*http.Response) error {
 	}
 }
 
-// do sends req until it succeeds, fails permanently, or runs out of attempts,
+// do sends req until it succeeds, fails for good, or runs out of attempts,
 // time or context, and hands a 2xx response to handle. It returns the last
-// error. Transient failures wait an exponentially growing, jittered time; a
-// wait that would outlast the context's deadline or MaxRetryTime is not
-// started, since it could only end in failure.
+// error. Transient failures are retried with the one retry policy (package
+// retry), except that a send (a message to a user) is tried again only when
+// Meta certainly did not take it (see Unsent): a second copy of a message
+// that did arrive is exactly what this service promises never to send.
 func (c *Client) do(ctx context.Context, req request, handle func(*http.Response) error) error {
 	if c.token == "" {
 		return errNoToken
 	}
-	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		err := c.try(ctx, req, handle)
-		if err == nil || !IsTransient(err) || ctx.Err() != nil || attempt >= c.maxAttempts {
-			return err
-		}
-		wait := c.backoff(attempt, err)
-		if time.Since(start)+wait > c.maxRetryTime {
-			return err
-		}
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
-			return err
-		}
-		c.log.WarnContext(ctx, "graph api call failed, retrying",
-			"op", req.op, "attempt", attempt, "wait", wait, "error", err.Error())
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return err
-		case <-timer.C:
-		}
-	}
+	_, err := retry.Do(ctx, retry.Policy{
+		Attempts: c.maxAttempts,
+		Initial:  c.baseBackoff,
+		Max:      c.maxRetryTime,
+		Elapsed:  c.maxRetryTime,
+		Retryable: func(err error) bool {
+			return IsTransient(err) && (!req.send || Unsent(err))
+		},
+		MinWait: func(err error) time.Duration {
+			// Meta allows about one message every 6 seconds to one user.
+			if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.Code == CodePairRateLimit {
+				return pairRateLimitSteps * c.baseBackoff
+			}
+			return 0
+		},
+		OnRetry: func(attempt int, err error, wait time.Duration) {
+			c.log.WarnContext(ctx, "graph api call failed, retrying",
+				"op", req.op, "attempt", attempt, "wait", wait, "error", err.Error())
+		},
+	}, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, c.try(ctx, req, handle)
+	})
+	return err
 }
 
-// try sends req once.
+// try sends req once. A failure before the request was written in full is
+// wrapped as unsent.
 func (c *Client) try(ctx context.Context, req request, handle func(*http.Response) error) error {
 	var body io.Reader
 	if req.body != nil {
 		body = bytes.NewReader(req.body)
 	}
+	var wrote atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
+	})
 	httpReq, err := http.NewRequestWithContext(ctx, req.method, req.url, body)
 	if err != nil {
 		return err
@@ -177,6 +189,9 @@ func (c *Client) try(ctx context.Context, req request, handle func(*http.Respons
 	}
 	resp, err := c.http.Do(httpReq)
 	if err != nil {
+		if !wrote.Load() {
+			return &unsentError{err}
+		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -191,20 +206,4 @@ func (c *Client) try(ctx context.Context, req request, handle func(*http.Respons
 		return apiErr
 	}
 	return handle(resp)
-}
-
-// backoff is the wait before retry number attempt: the base doubled per
-// earlier attempt, capped by MaxRetryTime, with the upper half jittered so
-// that many senders hit by the same limit do not come back in step. A pair
-// rate limit waits at least the time Meta allows between two messages to
-// one user.
-func (c *Client) backoff(attempt int, err error) time.Duration {
-	d := c.baseBackoff << (attempt - 1)
-	if d <= 0 || d > c.maxRetryTime {
-		d = c.maxRetryTime
-	}
-	if apiErr, ok := errors.AsType[*APIError](err); ok && apiErr.Code == CodePairRateLimit {
-		d = max(d, pairRateLimitSteps*c.baseBackoff)
-	}
-	return d/2 + rand.N(d/2+1)
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -213,20 +214,26 @@ func TestRetries(t *testing.T) {
 		name      string
 		fail      func(*graphapitest.Server)
 		attempts  int
-		wantCode  int // 0: want success
+		wantCode  int // 0: want success; -1: an error of unknown outcome
 		transient bool
 	}{
 		{"throughput 130429 then success", func(s *graphapitest.Server) {
 			s.FailNext(graphapitest.KindMessages, 2, http.StatusBadRequest, graphErr(graphapi.CodeThroughputLimit))
 		}, 3, 0, false},
-		{"503 then success", func(s *graphapitest.Server) {
-			s.FailNext(graphapitest.KindMessages, 1, http.StatusServiceUnavailable, nil)
+		{"503 with a Graph error then success", func(s *graphapitest.Server) {
+			s.FailNext(graphapitest.KindMessages, 1, http.StatusServiceUnavailable, graphErr(graphapi.CodeAPIService))
 		}, 2, 0, false},
+		// A proxy's error page or a connection lost after the request was
+		// written leaves unknown whether Meta took the message: a send is
+		// not repeated, or the user could get it twice.
+		{"503 from a proxy is not repeated", func(s *graphapitest.Server) {
+			s.FailNext(graphapitest.KindMessages, 1, http.StatusServiceUnavailable, nil)
+		}, 1, -1, true},
+		{"dropped connection is not repeated", func(s *graphapitest.Server) {
+			s.DropNext(graphapitest.KindMessages, 1)
+		}, 1, -1, true},
 		{"pair rate limit 131056 then success", func(s *graphapitest.Server) {
 			s.FailNext(graphapitest.KindMessages, 1, http.StatusBadRequest, graphErr(graphapi.CodePairRateLimit))
-		}, 2, 0, false},
-		{"dropped connection then success", func(s *graphapitest.Server) {
-			s.DropNext(graphapitest.KindMessages, 1)
 		}, 2, 0, false},
 		{"131047 is not retried", func(s *graphapitest.Server) {
 			s.FailNext(graphapitest.KindMessages, 1, http.StatusBadRequest, graphErr(graphapi.CodeOutsideWindow))
@@ -259,6 +266,12 @@ func TestRetries(t *testing.T) {
 				if msgs := srv.Messages(); len(msgs) != 1 || msgs[0].ID != id {
 					t.Errorf("fake holds %d messages, want the one sent", len(msgs))
 				}
+				return
+			}
+			if graphapi.Unsent(err) != (tt.wantCode > 0) {
+				t.Errorf("Unsent(%v) = %v, want %v", err, !(tt.wantCode > 0), tt.wantCode > 0)
+			}
+			if tt.wantCode < 0 {
 				return
 			}
 			apiErr, ok := errors.AsType[*graphapi.APIError](err)
@@ -495,4 +508,33 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestUnsentClassification checks which failed sends count as certainly not
+// taken by Meta, the only ones a send may repeat.
+func TestUnsentClassification(t *testing.T) {
+	t.Parallel()
+	// A port nobody listens on: the dial is refused before anything is written.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	c := graphapi.New(graphapi.Config{BaseURL: closed, Token: graphapitest.Token, MaxAttempts: 1})
+	_, err = c.SendAudio(t.Context(), phoneNumberID, user, "media-1", true)
+	if err == nil || !graphapi.Unsent(err) {
+		t.Errorf("send to a refused port: Unsent(%v) = false, want true", err)
+	}
+
+	// An upload is harmless to repeat, so a lost answer is retried.
+	srv := graphapitest.NewServer(t)
+	srv.DropNext(graphapitest.KindMediaUpload, 1)
+	up := newClient(srv, graphapi.Config{})
+	if _, err := up.UploadMedia(t.Context(), phoneNumberID, strings.NewReader("OggS"), "audio/ogg", "a.ogg"); err != nil {
+		t.Errorf("UploadMedia after a dropped connection = %v, want a retry that succeeds", err)
+	}
+	if n := srv.Count(graphapitest.KindMediaUpload); n != 2 {
+		t.Errorf("fake got %d uploads, want 2", n)
+	}
 }

@@ -125,6 +125,28 @@ func IsTransient(err error) bool {
 	return isURLErr || isOpErr
 }
 
+// unsentError is a failure that happened before the request was written in
+// full (no connection, a refused dial, a failed handshake, a cancelled
+// context): Meta cannot have acted on it.
+type unsentError struct{ err error }
+
+func (e *unsentError) Error() string { return e.err.Error() }
+func (e *unsentError) Unwrap() error { return e.err }
+
+// Unsent reports whether a failed call certainly did not reach Meta, so that
+// a send can be tried again without risking a second copy: the request never
+// left, or Meta answered with a Graph error (it refused it). A failure after
+// the request was written (a timeout, a reset or EOF before the answer, an
+// error page from a proxy) leaves the outcome unknown: Meta may have taken
+// the message.
+func Unsent(err error) bool {
+	if _, ok := errors.AsType[*unsentError](err); ok {
+		return true
+	}
+	apiErr, ok := errors.AsType[*APIError](err)
+	return ok && apiErr.Code != 0
+}
+
 // errorBody is the envelope of every Graph API error.
 type errorBody struct {
 	Error struct {

@@ -11,6 +11,15 @@ type SendOption func(*sendOptions)
 
 type sendOptions struct {
 	replyTo string
+	tag     string
+}
+
+// Tag sets the message's biz_opaque_callback_data (at most 512 characters):
+// Meta does not read it, and echoes it in the message's status webhooks, so
+// the sender can recognise them. A text split into several messages carries
+// it on each.
+func Tag(tag string) SendOption {
+	return func(o *sendOptions) { o.tag = tag }
 }
 
 // ReplyTo makes the message quote the user's message wamid, as a reply does in
@@ -29,6 +38,7 @@ type outgoing struct {
 	Type             string        `json:"type"`
 	Text             *textBody     `json:"text,omitempty"`
 	Audio            *audioBody    `json:"audio,omitempty"`
+	CallbackData     string        `json:"biz_opaque_callback_data,omitempty"`
 }
 
 type replyContext struct {
@@ -55,15 +65,15 @@ type sendAnswer struct {
 // newOutgoing addresses a message. Meta takes phone numbers in "to" and
 // business-scoped user ids (BSUIDs such as "US.13491208655302741918") in
 // "recipient"; if both were set, "to" would win.
-func newOutgoing(to, typ, replyTo string) outgoing {
-	m := outgoing{MessagingProduct: "whatsapp", RecipientType: "individual", Type: typ}
+func newOutgoing(to, typ string, o sendOptions) outgoing {
+	m := outgoing{MessagingProduct: "whatsapp", RecipientType: "individual", Type: typ, CallbackData: o.tag}
 	if isBSUID(to) {
 		m.Recipient = to
 	} else {
 		m.To = to
 	}
-	if replyTo != "" {
-		m.Context = &replyContext{MessageID: replyTo}
+	if o.replyTo != "" {
+		m.Context = &replyContext{MessageID: o.replyTo}
 	}
 	return m
 }
@@ -90,7 +100,7 @@ func collect(opts []SendOption) sendOptions {
 // send posts one message and returns its wamid.
 func (c *Client) send(ctx context.Context, op, phoneNumberID string, m outgoing) (string, error) {
 	var answer sendAnswer
-	if err := c.postJSON(ctx, op, c.endpoint(phoneNumberID, "messages"), m, &answer); err != nil {
+	if err := c.postJSON(ctx, op, c.endpoint(phoneNumberID, "messages"), true, m, &answer); err != nil {
 		return "", err
 	}
 	if len(answer.Messages) == 0 || answer.Messages[0].ID == "" {
@@ -108,11 +118,11 @@ func (c *Client) SendText(ctx context.Context, phoneNumberID, to, body string, o
 	if body == "" {
 		return nil, errors.New("send text: empty body")
 	}
-	replyTo := collect(opts).replyTo
+	o := collect(opts)
 	var ids []string
-	for i, part := range splitText(body, MaxTextLength) {
-		m := newOutgoing(to, "text", replyTo)
-		replyTo = "" // Only the first part quotes the user's message.
+	for i, part := range SplitText(body) {
+		m := newOutgoing(to, "text", o)
+		o.replyTo = "" // Only the first part quotes the user's message.
 		m.Text = &textBody{Body: part}
 		id, err := c.send(ctx, "send text", phoneNumberID, m)
 		if err != nil {
@@ -126,7 +136,7 @@ func (c *Client) SendText(ctx context.Context, phoneNumberID, to, body string, o
 // SendAudio sends uploaded media as an audio message. With voice set, an
 // OGG/Opus file shows as a voice note (with a play button up to 512 KB).
 func (c *Client) SendAudio(ctx context.Context, phoneNumberID, to, mediaID string, voice bool, opts ...SendOption) (string, error) {
-	m := newOutgoing(to, "audio", collect(opts).replyTo)
+	m := newOutgoing(to, "audio", collect(opts))
 	m.Audio = &audioBody{ID: mediaID, Voice: voice}
 	id, err := c.send(ctx, "send audio", phoneNumberID, m)
 	if err != nil {
@@ -157,7 +167,7 @@ func (c *Client) MarkRead(ctx context.Context, phoneNumberID, wamid string, typi
 	var answer struct {
 		Success bool `json:"success"`
 	}
-	if err := c.postJSON(ctx, "mark read", c.endpoint(phoneNumberID, "messages"), r, &answer); err != nil {
+	if err := c.postJSON(ctx, "mark read", c.endpoint(phoneNumberID, "messages"), false, r, &answer); err != nil {
 		return fmt.Errorf("mark read: %w", err)
 	}
 	if !answer.Success {

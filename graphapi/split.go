@@ -15,6 +15,10 @@ const MaxTextLength = 4096
 
 const zeroWidthJoiner = '\u200d'
 
+// SplitText cuts a text into the messages SendText sends for it, each at most
+// MaxTextLength long, so a caller can send (and account for) them one by one.
+func SplitText(s string) []string { return splitText(s, MaxTextLength) }
+
 // splitText cuts s into parts of at most limit UTF-16 code units. It cuts at
 // the last paragraph break, else line break, else sentence end, else space
 // in the second half of what fits, so that no part is a stub; a text with

@@ -211,6 +211,9 @@ type Status struct {
 	Timestamp   string  `json:"timestamp"`
 	RecipientID string  `json:"recipient_id"`
 	Errors      []Error `json:"errors,omitempty"`
+	// CallbackData is the biz_opaque_callback_data the message was sent
+	// with (see Tag), echoed by Meta.
+	CallbackData string `json:"biz_opaque_callback_data,omitempty"`
 }
 
 // Error is an error object inside a webhook (on a message, a status or a change).

@@ -8,16 +8,20 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/queue"
+	"github.com/patternai/whatsapp-node/store"
 )
 
 // MaxBodyBytes caps a webhook body. Meta batches up to about 3 MB.
 const MaxBodyBytes = 4 << 20
 
-// Deduper records inbound messages so that Meta's redeliveries are recognised.
+// Deduper records inbound messages so that Meta's redeliveries are
+// recognised, and the status webhooks that confirm our replies went out.
 type Deduper interface {
-	Accept(ctx context.Context, ids []string) (created []bool, err error)
+	Accept(ctx context.Context, ids []string) ([]store.Admission, error)
 	Release(ctx context.Context, ids []string) error
+	Confirm(ctx context.Context, id, part string) error
 }
 
 // Enqueuer hands accepted messages to the reply pipeline.
@@ -34,6 +38,10 @@ type Deps struct {
 	Store   Deduper
 	Queue   Enqueuer
 	Logger  *slog.Logger
+	// IDs hashes message ids for logs above debug level.
+	IDs logging.IDs
+	// Tags opens the tags our replies carry, which status webhooks echo.
+	Tags *store.Tags
 	// Process, when set, serves Pub/Sub pushes at POST /process (see
 	// Process). With the in-process queue there is nothing to push.
 	Process http.Handler

@@ -35,6 +35,8 @@ type ProcessDeps struct {
 	// the service send messages.
 	InsecureSkipVerify bool
 	Logger             *slog.Logger
+	// IDs hashes message ids for logs above debug level.
+	IDs logging.IDs
 }
 
 // pushRequest is the body Pub/Sub POSTs to a push endpoint.
@@ -94,7 +96,7 @@ func Process(d ProcessDeps) http.Handler {
 			return
 		}
 
-		log := logging.With(d.Logger, job.Trace).With("wamid", job.Message.ID,
+		log := logging.With(d.Logger, job.Trace).With(d.IDs.Attr(job.Message.ID),
 			"message_id", push.Message.MessageID, "attempt", push.DeliveryAttempt)
 		if err := d.Handle(r.Context(), job); err != nil {
 			log.Warn("job failed, Pub/Sub will redeliver it", "error", err)

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/queue"
+	"github.com/patternai/whatsapp-node/store"
 )
 
 // Webhook serves Meta's verification handshake (GET) and notifications (POST).
@@ -72,30 +74,50 @@ func notify(w http.ResponseWriter, r *http.Request, d Deps) {
 		return
 	}
 
-	n := collect(payload, log)
+	n := collect(payload, d, log)
 	n.trace = trace
-	if err := accept(r, d, &n, log); err != nil {
+	err = accept(r, d, &n, log)
+	if err == nil {
+		err = confirm(r, d, n.confirms)
+	}
+	if err == nil && n.pending > 0 {
+		err = errPending
+	}
+	if err != nil {
 		log.Error("webhook not accepted, asking Meta to retry", "error", err,
 			"messages", len(n.jobs), "statuses", n.statuses)
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	log.Info("webhook", "messages", len(n.jobs), "queued", n.queued, "duplicates", n.duplicates,
-		"statuses", n.statuses, "errors", n.errors)
+	log.Info("webhook", "messages", len(n.jobs), "queued", n.queued, "requeued", n.requeued,
+		"duplicates", n.duplicates, "statuses", n.statuses, "confirmed", len(n.confirms),
+		"errors", n.errors, "msgs", n.hashes)
 	w.WriteHeader(http.StatusOK)
 }
 
+// errPending asks Meta to deliver a message again later: it was accepted
+// moments ago by another request and is not claimed yet (see
+// store.Pending).
+var errPending = errors.New("a message of this webhook is still being accepted elsewhere")
+
 // notification is what one webhook carried that matters to us.
 type notification struct {
-	jobs               []queue.Job
-	statuses, errors   int
-	queued, duplicates int
-	trace              string
+	jobs                         []queue.Job
+	confirms                     []confirmation
+	statuses, errors             int
+	queued, requeued, duplicates int
+	pending                      int
+	hashes                       []string // of the messages queued, for the log
+	trace                        string
 }
 
-// collect flattens a payload's entries and changes into jobs, logging
-// statuses and errors, which are never answered.
-func collect(p *graphapi.Payload, log *slog.Logger) notification {
+// confirmation is a status webhook that echoed one of our tags: that part of
+// a reply reached Meta.
+type confirmation struct{ id, part string }
+
+// collect flattens a payload's entries and changes into jobs and
+// confirmations, logging statuses and errors, which are never answered.
+func collect(p *graphapi.Payload, d Deps, log *slog.Logger) notification {
 	var n notification
 	now := time.Now()
 	for _, entry := range p.Entry {
@@ -106,7 +128,10 @@ func collect(p *graphapi.Payload, log *slog.Logger) notification {
 			v := &change.Value
 			for _, s := range v.Statuses {
 				n.statuses++
-				logStatus(log, s)
+				logStatus(log, d.IDs, s)
+				if id, part, ok := d.Tags.Open(s.CallbackData); ok {
+					n.confirms = append(n.confirms, confirmation{id, part})
+				}
 			}
 			for _, e := range v.Errors {
 				n.errors++
@@ -130,7 +155,10 @@ func collect(p *graphapi.Payload, log *slog.Logger) notification {
 	return n
 }
 
-func logStatus(log *slog.Logger, s graphapi.Status) {
+// logStatus logs what happened to a message we sent: at debug level, or as a
+// warning when it failed. The status's id is our message's wamid, which
+// names the recipient, so only its hash is logged above debug.
+func logStatus(log *slog.Logger, ids logging.IDs, s graphapi.Status) {
 	if s.Status != "failed" {
 		log.Debug("status", "wamid", s.ID, "status", s.Status, "recipient", logging.Mask(s.RecipientID))
 		return
@@ -139,44 +167,72 @@ func logStatus(log *slog.Logger, s graphapi.Status) {
 	for i, e := range s.Errors {
 		codes[i] = e.Code
 	}
-	log.Warn("message delivery failed", "wamid", s.ID, "recipient", logging.Mask(s.RecipientID), "codes", codes)
+	log.Warn("message delivery failed", ids.Attr(s.ID), "recipient", logging.Mask(s.RecipientID), "codes", codes)
 }
 
-// accept records the messages' markers and queues the new ones. When queueing
-// fails the new markers are released, so that Meta's redelivery is processed
-// rather than dropped as a duplicate.
+// releaseTimeout bounds the release of markers after a failed enqueue.
+const releaseTimeout = 10 * time.Second
+
+// accept records the messages' markers and queues the new ones, and the ones
+// whose earlier job may have been lost (store.Requeue). When queueing fails
+// the markers are released, so that Meta's redelivery is processed rather
+// than dropped as a duplicate.
 func accept(r *http.Request, d Deps, n *notification, log *slog.Logger) error {
 	if len(n.jobs) == 0 {
 		return nil
 	}
 	ids, jobs := uniqueByID(n.jobs)
 	n.duplicates = len(n.jobs) - len(jobs)
-	created, err := d.Store.Accept(r.Context(), ids)
+	got, err := d.Store.Accept(r.Context(), ids)
 	if err != nil {
 		return err
 	}
 	fresh := jobs[:0]
 	var freshIDs []string
 	for i, job := range jobs {
-		if !created[i] {
+		switch got[i] {
+		case store.Duplicate:
 			n.duplicates++
-			log.Info("duplicate message", "wamid", job.Message.ID)
+			log.Debug("duplicate message", d.IDs.Attr(job.Message.ID), "wamid", job.Message.ID)
 			continue
+		case store.Pending:
+			n.pending++
+			log.Debug("message accepted moments ago, not yet claimed", d.IDs.Attr(job.Message.ID), "wamid", job.Message.ID)
+			continue
+		case store.Requeue:
+			n.requeued++
+			log.Warn("message accepted earlier but never claimed; queueing it again", d.IDs.Attr(job.Message.ID))
 		}
 		job.Trace = n.trace
 		fresh = append(fresh, job)
 		freshIDs = append(freshIDs, job.Message.ID)
 	}
 	if err := d.Queue.Enqueue(r.Context(), fresh); err != nil {
-		if rerr := d.Store.Release(r.Context(), freshIDs); rerr != nil {
+		// The request's context may be what ended (Meta hung up, or the
+		// publish ran past the deadline): the release gets its own, or it
+		// would fail too and leave the markers to wait out the grace.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), releaseTimeout)
+		defer cancel()
+		if rerr := d.Store.Release(ctx, freshIDs); rerr != nil {
 			return errors.Join(err, rerr)
 		}
 		return err
 	}
-	n.queued = len(fresh)
+	n.queued = len(fresh) - n.requeued
 	for _, job := range fresh {
-		log.Info("message queued", "wamid", job.Message.ID, "type", job.Message.Type,
-			"from", logging.Mask(job.Sender))
+		n.hashes = append(n.hashes, d.IDs.Of(job.Message.ID))
+		log.Debug("message queued", d.IDs.Attr(job.Message.ID), "wamid", job.Message.ID,
+			"type", job.Message.Type, "from", logging.Mask(job.Sender))
+	}
+	return nil
+}
+
+// confirm records the parts that status webhooks confirmed sent.
+func confirm(r *http.Request, d Deps, confirms []confirmation) error {
+	for _, c := range confirms {
+		if err := d.Store.Confirm(r.Context(), c.id, c.part); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -4,6 +4,9 @@
 package logging
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"strings"
@@ -76,3 +79,30 @@ func Mask(id string) string {
 	}
 	return "…" + id[len(id)-keep:]
 }
+
+// IDs turns message ids into short keyed hashes for logs. A wamid is base64
+// around the sender's phone number, so it is logged only at debug level; at
+// info level every line of one message carries the same hash instead, which
+// joins the webhook's lines to the reply's without naming anyone. The key
+// comes from a secret every instance shares, so the hash is the same on all.
+type IDs struct {
+	key []byte
+}
+
+// NewIDs derives the hashing key from secret (the app secret).
+func NewIDs(secret string) IDs {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("whatsapp-node log id v1"))
+	return IDs{key: mac.Sum(nil)}
+}
+
+// Of returns the hash of id: 12 hex digits, enough to tell a day's messages
+// apart.
+func (h IDs) Of(id string) string {
+	mac := hmac.New(sha256.New, h.key)
+	mac.Write([]byte(id))
+	return hex.EncodeToString(mac.Sum(nil)[:6])
+}
+
+// Attr is id's hash as the "msg" attribute every line about one message has.
+func (h IDs) Attr(id string) slog.Attr { return slog.String("msg", h.Of(id)) }

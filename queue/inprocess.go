@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/patternai/whatsapp-node/logging"
+	"github.com/patternai/whatsapp-node/retry"
 )
 
 // Errors from InProcess.Enqueue. Both mean "try again later": the webhook
@@ -30,6 +31,8 @@ type InProcessOptions struct {
 	MaxAttempts int
 	Backoff     time.Duration
 	Logger      *slog.Logger
+	// IDs hashes message ids for logs above debug level.
+	IDs logging.IDs
 }
 
 // InProcess is the embedded queue for local runs: a bounded pool of workers
@@ -102,23 +105,25 @@ func (q *InProcess) work(jobs <-chan Job) {
 	}
 }
 
-// run tries one job up to MaxAttempts times, waiting between tries in the
-// worker itself so that the sender's later messages stay behind it.
+// run tries one job up to MaxAttempts times, as Pub/Sub redelivers a job in
+// production, waiting between tries in the worker itself so that the
+// sender's later messages stay behind it.
 func (q *InProcess) run(job Job) {
-	wait := q.opts.Backoff
-	for attempt := 1; ; attempt++ {
-		err := q.handle(context.Background(), job)
-		if err == nil {
-			return
-		}
-		log := logging.With(q.opts.Logger, job.Trace).With("wamid", job.Message.ID, "attempt", attempt)
-		if attempt >= q.opts.MaxAttempts {
-			log.Error("job dropped after its last attempt", "error", err)
-			return
-		}
-		log.Warn("job failed, will retry", "error", err, "retry_in", wait.String())
-		time.Sleep(wait)
-		wait *= 2
+	log := logging.With(q.opts.Logger, job.Trace).With(q.opts.IDs.Attr(job.Message.ID))
+	_, err := retry.Do(context.Background(), retry.Policy{
+		Attempts:  q.opts.MaxAttempts,
+		Initial:   q.opts.Backoff,
+		Max:       time.Minute,
+		Elapsed:   time.Hour,
+		Retryable: func(error) bool { return true },
+		OnRetry: func(attempt int, err error, wait time.Duration) {
+			log.Warn("job failed, will retry", "attempt", attempt, "error", err, "retry_in", wait.String())
+		},
+	}, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, q.handle(ctx, job)
+	})
+	if err != nil {
+		log.Error("job dropped after its last attempt", "error", err)
 	}
 }
 

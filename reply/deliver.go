@@ -5,108 +5,233 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
+	"time"
 
-	"github.com/patternai/whatsapp-node/media"
+	"github.com/patternai/whatsapp-node/graphapi"
+	"github.com/patternai/whatsapp-node/retry"
 	"github.com/patternai/whatsapp-node/speech"
+	"github.com/patternai/whatsapp-node/store"
 )
 
+// Parts of a reply, as recorded in the marker: "text.1", "text.2", ... for
+// the messages of a text answer, "audio" for the voice note, "notice" for the
+// reply to a message type the assistant does not read, and
+// store.FallbackPart.
+const (
+	partText   = "text"
+	partAudio  = "audio"
+	partNotice = "notice"
+)
+
+// errUnsettled is a part whose send had an unknown outcome and that no status
+// confirmed before the attempt's budget ran out: it may have reached the
+// user, so neither it nor anything in its place may be sent now.
+var errUnsettled = errors.New("send outcome not settled")
+
 // deliver sends the answer as the mode says, skipping parts an earlier
-// attempt already sent. When the voice note cannot be made or sent, the
+// attempt already sent. When the voice note certainly did not go out, the
 // answer goes out as text instead: the user still gets the real answer.
-func (r *run) deliver(ctx context.Context, st *staged) error {
-	wantAudio := r.p.opts.Mode == Audio || r.p.opts.Mode == Both || (r.p.opts.Mode == Mirror && st.Voice)
-	wantText := r.p.opts.Mode == Text || r.p.opts.Mode == Both || (r.p.opts.Mode == Mirror && !st.Voice)
+func (a *attempt) deliver(ctx context.Context, st *staged) error {
+	mode := a.p.opts.Mode
+	wantAudio := mode == Audio || mode == Both || (mode == Mirror && st.Voice)
+	wantText := mode == Text || mode == Both || (mode == Mirror && !st.Voice)
 
 	var (
 		wg      sync.WaitGroup
 		textErr error
 	)
-	if wantText && !r.sent[partText] {
+	if wantText {
 		// In both mode the text leaves as soon as the answer exists, while
 		// the voice note is still being synthesized.
-		wg.Go(func() { textErr = r.sendText(ctx, st.Answer) })
+		wg.Go(func() { textErr = a.sendText(ctx, partText, st.Answer) })
 	}
 	var audioErr error
-	if wantAudio && !r.sent[partAudio] {
-		audioErr = r.sendVoice(ctx, st)
+	if wantAudio && !a.isSent(partAudio) {
+		audioErr = a.sendVoice(ctx, st)
 	}
 	wg.Wait()
-	if textErr != nil {
+	switch {
+	case textErr != nil && a.isSent(partAudio):
+		a.log.Error("text not sent; the voice note stands", "error", textErr)
+		return nil
+	case textErr != nil:
 		return textErr
-	}
-	if audioErr == nil {
+	case audioErr == nil:
+		return nil
+	case errors.Is(audioErr, errUnsettled), errors.Is(audioErr, store.ErrLost), errors.Is(audioErr, store.ErrReplied):
+		return audioErr
+	case wantText:
+		a.log.Error("voice note not sent; the text answer stands", "error", audioErr)
 		return nil
 	}
-	if r.sent[partText] {
-		r.log.Error("voice note not sent; the text answer stands", "error", audioErr)
-		return nil
-	}
-	r.log.Error("voice note not sent; answering with text", "error", audioErr)
-	return r.sendText(ctx, st.Answer)
+	a.log.Error("voice note not sent; answering with text", "error", audioErr)
+	return a.sendText(ctx, partText, st.Answer)
 }
 
-// sendText sends body as text and records it.
-func (r *run) sendText(ctx context.Context, body string) error {
-	_, err := timed(r, "send_text", func() ([]string, error) {
-		return r.p.Messenger.SendText(ctx, r.job.PhoneNumberID, r.job.Sender, body)
-	})
-	if err != nil {
-		return fmt.Errorf("send text: %w", err)
+// sendText sends body as text, one part per message Graph takes (a body over
+// 4096 characters takes several), each exactly once.
+func (a *attempt) sendText(ctx context.Context, part, body string) error {
+	for i, chunk := range graphapi.SplitText(body) {
+		name := part + "." + strconv.Itoa(i+1)
+		if part == partNotice {
+			name = part
+		}
+		_, err := timed(a, "send_text", func() (struct{}, error) {
+			return struct{}{}, a.sendPart(ctx, name, func(ctx context.Context, tag string) error {
+				_, err := a.p.deps.Messenger.SendText(ctx, a.job.PhoneNumberID, a.job.Sender, chunk, graphapi.Tag(tag))
+				return err
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("send text: %w", err)
+		}
 	}
-	r.markSent(ctx, partText)
 	return nil
 }
 
 // sendVoice synthesizes the answer (or reuses the audio an earlier attempt
 // staged), uploads it and sends it as a voice note.
-func (r *run) sendVoice(ctx context.Context, st *staged) error {
-	audio, err := r.voiceNote(ctx, st)
+func (a *attempt) sendVoice(ctx context.Context, st *staged) error {
+	audio, err := a.voiceNote(ctx, st)
 	if err != nil {
 		return err
 	}
-	id, err := timed(r, "upload", func() (string, error) {
-		return r.p.Messenger.UploadMedia(ctx, r.job.PhoneNumberID, bytes.NewReader(audio), "audio/ogg", "reply.ogg")
+	id, err := timed(a, "upload", func() (string, error) {
+		return a.p.deps.Messenger.UploadMedia(ctx, a.job.PhoneNumberID, bytes.NewReader(audio), "audio/ogg", "reply.ogg")
 	})
 	if err != nil {
 		return fmt.Errorf("upload voice note: %w", err)
 	}
-	if _, err := timed(r, "send_audio", func() (string, error) {
-		return r.p.Messenger.SendAudio(ctx, r.job.PhoneNumberID, r.job.Sender, id, true)
-	}); err != nil {
+	_, err = timed(a, "send_audio", func() (struct{}, error) {
+		return struct{}{}, a.sendPart(ctx, partAudio, func(ctx context.Context, tag string) error {
+			_, err := a.p.deps.Messenger.SendAudio(ctx, a.job.PhoneNumberID, a.job.Sender, id, true, graphapi.Tag(tag))
+			return err
+		})
+	})
+	if err != nil {
 		return fmt.Errorf("send voice note: %w", err)
 	}
-	r.markSent(ctx, partAudio)
 	return nil
 }
 
 // voiceNote returns the staged reply audio, or synthesizes and stages it.
-func (r *run) voiceNote(ctx context.Context, st *staged) ([]byte, error) {
-	if r.resuming {
-		audio, err := r.p.Stager.Get(ctx, r.audioName())
-		if err == nil {
-			r.log.Info("reusing staged voice note")
-			return audio, nil
-		}
-		if !errors.Is(err, media.ErrNotFound) {
-			r.log.Warn("staged voice note unreadable; synthesizing again", "error", err)
-		}
+func (a *attempt) voiceNote(ctx context.Context, st *staged) ([]byte, error) {
+	if audio := a.stagedAudio(ctx); audio != nil {
+		return audio, nil
 	}
-	sp, err := timed(r, "tts", func() (speech.Speech, error) {
-		return retry(ctx, r, "tts", speech.IsTransient, func(ctx context.Context) (speech.Speech, error) {
-			return r.p.Synthesizer.Synthesize(ctx, st.Answer, st.Language)
+	sp, err := timed(a, "tts", func() (speech.Speech, error) {
+		return retry.Do(ctx, a.p.opts.policy(a.log, "tts", speech.IsTransient), func(ctx context.Context) (speech.Speech, error) {
+			return a.p.deps.Synthesizer.Synthesize(ctx, st.Answer, st.Language)
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("synthesize: %w", err)
 	}
-	r.mu.Lock()
-	r.stages = append(r.stages, "audio_out_seconds", sp.Seconds, "audio_out_bytes", len(sp.Audio))
-	r.mu.Unlock()
-	r.staging.Go(func() {
-		if err := r.p.Stager.Put(ctx, r.audioName(), sp.Audio, "audio/ogg"); err != nil {
-			r.log.Warn("voice note not staged", "error", err)
-		}
-	})
+	a.record("audio_out_seconds", sp.Seconds, "audio_out_bytes", len(sp.Audio))
+	a.stageAudio(ctx, sp.Audio)
 	return sp.Audio, nil
+}
+
+// sendPart sends one part of the reply exactly once, as far as Meta lets us
+// know. Its steps:
+//
+//   - A part already delivered is skipped.
+//   - A part an earlier send left uncertain waits, renewing the claim, for a
+//     status webhook to confirm it, up to ConfirmWindow after that send
+//     started; confirmed, it is done, otherwise it is sent again.
+//   - StartSend records the part before it leaves (and refuses when the
+//     claim is lost, or when the part would put an answer beside the
+//     fallback or the other way round).
+//   - A send Meta answered is recorded as sent. One that certainly did not
+//     reach Meta is forgotten and its error returned. One whose outcome is
+//     unknown waits for its confirmation as above.
+//
+// send gets the tag to put in the message.
+func (a *attempt) sendPart(ctx context.Context, part string, send func(ctx context.Context, tag string) error) error {
+	for {
+		if a.isSent(part) {
+			return nil
+		}
+		a.mu.Lock()
+		since, uncertain := a.marker.Uncertain(part)
+		a.mu.Unlock()
+		if uncertain {
+			if err := a.awaitConfirmation(ctx, part, since); err != nil || a.isSent(part) {
+				return err
+			}
+			a.log.Warn("no status confirmed an uncertain send; sending it again", "part", part)
+		}
+
+		store := a.p.deps.Store
+		if err := store.StartSend(ctx, a.id, a.token, part); err != nil {
+			return fmt.Errorf("start send of %s: %w", part, err)
+		}
+		started := time.Now()
+		err := send(ctx, a.p.deps.Tags.Seal(a.id, part))
+		switch {
+		case err == nil:
+			a.markSent(ctx, part)
+			return nil
+		case graphapi.Unsent(err):
+			// Meta did not take it: forget the start, so a fallback or a
+			// later try may go. Should that write fail, the part stays
+			// uncertain and a later attempt waits out the window: slower,
+			// never doubled.
+			if aerr := store.AbortSend(context.WithoutCancel(ctx), a.id, a.token, part); aerr != nil {
+				a.log.Warn("failed send not recorded", "part", part, "error", aerr)
+			}
+			return err
+		}
+		a.log.Warn("send outcome unknown; waiting for a status to confirm it", "part", part, "error", err)
+		a.mu.Lock()
+		if a.marker.Sending == nil {
+			a.marker.Sending = map[string]time.Time{}
+		}
+		a.marker.Sending[part] = started
+		a.mu.Unlock()
+	}
+}
+
+// awaitConfirmation polls the marker (through Renew, which also keeps the
+// claim) until a status confirms part, the part is no longer uncertain, or
+// ConfirmWindow has passed since its send started. It returns errUnsettled
+// when ctx ends first.
+func (a *attempt) awaitConfirmation(ctx context.Context, part string, since time.Time) error {
+	poll := min(time.Second, a.p.opts.ConfirmWindow/10)
+	for {
+		m, err := a.renew(ctx)
+		switch {
+		case errors.Is(err, store.ErrLost), errors.Is(err, store.ErrReplied):
+			return err
+		case err == nil && (a.isSent(part) || !isUncertain(m, part)):
+			return nil
+		}
+		left := time.Until(since.Add(a.p.opts.ConfirmWindow))
+		if left <= 0 {
+			return nil
+		}
+		if retry.Sleep(ctx, min(poll, left)) != nil {
+			return fmt.Errorf("%s: %w", part, errors.Join(errUnsettled, context.Cause(ctx)))
+		}
+	}
+}
+
+func isUncertain(m store.Marker, part string) bool {
+	_, ok := m.Uncertain(part)
+	return ok
+}
+
+// markSent records a delivered part. A failure to record is logged, not
+// returned: the part did go out, and returning would send the fallback; a
+// later attempt finds the part uncertain and waits for its status instead of
+// repeating it.
+func (a *attempt) markSent(ctx context.Context, part string) {
+	a.mu.Lock()
+	a.sent[part] = true
+	a.mu.Unlock()
+	if err := a.p.deps.Store.MarkSent(context.WithoutCancel(ctx), a.id, part); err != nil {
+		a.log.Error("sent part not recorded", "part", part, "error", err)
+	}
 }

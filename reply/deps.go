@@ -47,9 +47,12 @@ type Stager interface {
 // Store is the marker and conversation state the pipeline reads and writes.
 type Store interface {
 	Claim(ctx context.Context, id string, lease time.Duration) (store.Marker, error)
-	Unclaim(ctx context.Context, id string) error
+	Renew(ctx context.Context, id string, token int, lease time.Duration) (store.Marker, error)
+	StartSend(ctx context.Context, id string, token int, part string) error
+	AbortSend(ctx context.Context, id string, token int, part string) error
 	MarkSent(ctx context.Context, id, part string) error
-	Complete(ctx context.Context, id string) error
+	Unclaim(ctx context.Context, id string, token int) error
+	Complete(ctx context.Context, id string, token int) error
 	History(ctx context.Context, user string, n int) ([]store.Turn, error)
 	AppendTurns(ctx context.Context, user string, turns ...store.Turn) error
 }

@@ -70,6 +70,10 @@ func newHarnessWithStore(t *testing.T, opts reply.Options, st store.Store) *harn
 	if opts.RetryBackoff == 0 {
 		opts.RetryBackoff = time.Millisecond
 	}
+	tags, err := store.NewTags("test-app-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.p = reply.New(reply.Deps{
 		Messenger: graphapi.New(graphapi.Config{
 			BaseURL: h.graph.URL, Token: graphapitest.Token, BaseBackoff: time.Millisecond,
@@ -81,6 +85,8 @@ func newHarnessWithStore(t *testing.T, opts reply.Options, st store.Store) *harn
 		Stager:      h.stager,
 		Store:       st,
 		Logger:      logging.New(h.logs, slog.LevelDebug),
+		IDs:         logging.NewIDs("test-app-secret"),
+		Tags:        tags,
 	}, opts)
 	return h
 }
@@ -489,7 +495,7 @@ func TestFallbackUnavailableIsRetriedLater(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, reply.Options{Mode: reply.Text})
 	h.llm.FailNext(100, http.StatusBadRequest)
-	h.graph.FailNext(graphapitest.KindMessages, 100, 503, nil)
+	h.graph.FailNext(graphapitest.KindMessages, 100, 503, &graphapi.APIError{Code: graphapi.CodeAPIService, Message: "Service temporarily unavailable"})
 	j := job(t, "text.json")
 	h.store.Accept(context.Background(), []string{j.Message.ID})
 	if err := h.p.Handle(context.Background(), j); err == nil {
@@ -547,7 +553,7 @@ func TestRetryResumesAfterSentParts(t *testing.T) {
 	h := newHarnessWithStore(t, reply.Options{Mode: reply.Both}, store.NewMemory(store.Options{Now: c.Now}))
 	j := job(t, "text.json")
 	h.store.Accept(context.Background(), []string{j.Message.ID})
-	h.crashed(t, c, j, nil, "text")
+	h.crashed(t, c, j, nil, "text.1")
 
 	h.handle(t, j)
 	h.wantSent(t, "audio(voice=true)") // the text went out before the crash

@@ -23,6 +23,7 @@ import (
 	"github.com/patternai/whatsapp-node/gemini"
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/handlers"
+	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/media"
 	"github.com/patternai/whatsapp-node/queue"
 	"github.com/patternai/whatsapp-node/reply"
@@ -87,6 +88,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 	if err != nil {
 		return nil, err
 	}
+	tags, err := store.NewTags(cfg.AppSecret)
+	if err != nil {
+		return nil, err
+	}
+	ids := logging.NewIDs(cfg.AppSecret)
 	pipeline := reply.New(reply.Deps{
 		Messenger: graphapi.New(graphapi.Config{
 			BaseURL: cfg.GraphBaseURL,
@@ -100,10 +106,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 		Stager:      stager,
 		Store:       st,
 		Logger:      logger,
+		IDs:         ids,
+		Tags:        tags,
 	}, reply.Options{
-		Mode:         reply.Mode(cfg.ReplyMode),
-		Fallback:     cfg.Fallback,
-		HistoryTurns: cfg.HistoryTurns,
+		Mode:          reply.Mode(cfg.ReplyMode),
+		Fallback:      cfg.Fallback,
+		HistoryTurns:  cfg.HistoryTurns,
+		Lease:         cfg.ClaimLease,
+		ConfirmWindow: cfg.ConfirmWindow,
 	})
 	deps := handlers.Deps{
 		AppSecret:   cfg.AppSecret,
@@ -111,6 +121,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 		Project:     cfg.Project,
 		Store:       st,
 		Logger:      logger,
+		IDs:         ids,
+		Tags:        tags,
 	}
 	if err := s.newQueue(ctx, cfg, pipeline.Handle, logger, &deps); err != nil {
 		return nil, err
@@ -123,7 +135,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 // that runs handle.
 func (s *Service) newQueue(ctx context.Context, cfg config.Config, handle queue.Handler, logger *slog.Logger, deps *handlers.Deps) error {
 	if cfg.Queue == "inprocess" {
-		q := queue.NewInProcess(handle, queue.InProcessOptions{Workers: cfg.Workers, Logger: logger})
+		q := queue.NewInProcess(handle, queue.InProcessOptions{Workers: cfg.Workers, Logger: logger, IDs: deps.IDs})
 		s.closers = append(s.closers, q.Close)
 		deps.Queue = q
 		return nil
@@ -138,7 +150,7 @@ func (s *Service) newQueue(ctx context.Context, cfg config.Config, handle queue.
 	ps := queue.NewPubSub(client, cfg.PubSubTopic)
 	// Closers run in reverse, so the publisher flushes before the client closes.
 	s.closers = append(s.closers, ps.Close)
-	pd := handlers.ProcessDeps{Handle: handle, Logger: logger, InsecureSkipVerify: !cfg.PubSubVerify}
+	pd := handlers.ProcessDeps{Handle: handle, Logger: logger, IDs: deps.IDs, InsecureSkipVerify: !cfg.PubSubVerify}
 	if cfg.PubSubVerify {
 		auth, err := queue.NewPushAuth(ctx, queue.PushAuthConfig{
 			ServiceAccount: cfg.PubSubServiceAccount,

@@ -85,6 +85,15 @@ func post(t *testing.T, h http.Handler, fixture string) {
 	}
 }
 
+// waitSent waits until g has sent n messages.
+func waitSent(t *testing.T, g *graphapitest.Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(g.Messages()) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func sent(g *graphapitest.Server) string {
 	var out []string
 	for _, m := range g.Messages() {
@@ -100,6 +109,7 @@ func TestLocalDefaults(t *testing.T) {
 	svc := newService(t, env)
 	post(t, svc, "text.json")
 	post(t, svc, "audio_voice.json")
+	waitSent(t, f.graph, 2)
 	post(t, svc, "text.json") // Meta's duplicate
 	if err := svc.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -173,7 +183,8 @@ func TestProductionPath(t *testing.T) {
 	}
 
 	post(t, svc, "audio_voice.json")
-	post(t, svc, "audio_voice.json") // Meta's duplicate, after the first was accepted
+	waitSent(t, f.graph, 1)
+	post(t, svc, "audio_voice.json") // Meta's duplicate, after the first was answered
 	want := "audio:16505551234(voice=true)"
 	deadline := time.Now().Add(30 * time.Second)
 	for sent(f.graph) != want && time.Now().Before(deadline) {

@@ -26,7 +26,7 @@ const (
 // Firestore is the Store kept in Cloud Firestore. Its layout is
 //
 //	markers/{docID(wamid)}
-//	    id, state, attempts, leaseUntil, sent, updatedAt, expireAt
+//	    id, state, attempts, leaseUntil, sent, sending, updatedAt, expireAt
 //	conversations/{docID(user)}/turns/{docID(turn ID)}
 //	    id, role, text, at, expireAt
 //
@@ -87,8 +87,10 @@ type markerDoc struct {
 	Attempts   int       `firestore:"attempts"`
 	LeaseUntil time.Time `firestore:"leaseUntil"`
 	Sent       []string  `firestore:"sent"`
-	UpdatedAt  time.Time `firestore:"updatedAt"`
-	ExpireAt   time.Time `firestore:"expireAt"`
+	// Sending maps a part to when its send started.
+	Sending   map[string]time.Time `firestore:"sending"`
+	UpdatedAt time.Time            `firestore:"updatedAt"`
+	ExpireAt  time.Time            `firestore:"expireAt"`
 }
 
 func newMarkerDoc(id string, m Marker) markerDoc {
@@ -98,6 +100,7 @@ func newMarkerDoc(id string, m Marker) markerDoc {
 		Attempts:   m.Attempts,
 		LeaseUntil: m.LeaseUntil,
 		Sent:       m.Sent,
+		Sending:    m.Sending,
 		UpdatedAt:  m.UpdatedAt,
 		ExpireAt:   m.ExpireAt,
 	}
@@ -109,6 +112,7 @@ func (d markerDoc) marker() Marker {
 		Attempts:   d.Attempts,
 		LeaseUntil: d.LeaseUntil,
 		Sent:       d.Sent,
+		Sending:    d.Sending,
 		UpdatedAt:  d.UpdatedAt,
 		ExpireAt:   d.ExpireAt,
 	}
@@ -154,22 +158,24 @@ func inParallel(n int, fn func(i int)) {
 	wg.Wait()
 }
 
-// Accept creates an Accepted marker for each id without a live one. A repeated
-// id within ids is a duplicate of its first occurrence.
+// Accept records each id; see Store.
 //
 // The common case costs one round of concurrent Creates: DocumentRef.Create is
 // Firestore's atomic create-if-absent. On the emulator this accepts 1000 ids
 // in about 0.3 s, where a BulkWriter (batches of 20, rate-limited) took about
 // 0.45 s; see BenchmarkAccept1000. Only ids that already have a document
-// are read (in one GetAll); of those, the ones whose marker expired or
-// vanished are replaced in a transaction each, which re-checks under the
-// transaction that no live marker exists.
+// are read (in one GetAll); live markers past Accepted are duplicates, and
+// the rest (expired, vanished, or Accepted and maybe stranded) are settled in
+// a transaction each, which re-checks under the transaction.
 //
-// If Accept fails it deletes the markers it created, so that Meta's
-// redelivery of the notification is not mistaken for a duplicate.
-func (s *Firestore) Accept(ctx context.Context, ids []string) ([]bool, error) {
-	created := make([]bool, len(ids))
-	// first holds the index of each id's first occurrence; repeats keep false.
+// A Create whose outcome is unknown (it timed out, or the connection broke)
+// may have committed. If Accept fails it releases every marker it created or
+// may have created, so that Meta's redelivery is not mistaken for a
+// duplicate.
+func (s *Firestore) Accept(ctx context.Context, ids []string) ([]Admission, error) {
+	got := make([]Admission, len(ids))
+	// first holds the index of each id's first occurrence; repeats stay
+	// Duplicate.
 	var first []int
 	seen := make(map[string]bool, len(ids))
 	for i, id := range ids {
@@ -179,29 +185,36 @@ func (s *Firestore) Accept(ctx context.Context, ids []string) ([]bool, error) {
 		}
 	}
 
-	// accept cannot refuse when there is no marker, so step cannot fail here.
-	fresh, _ := s.opts.step(Marker{}, false, accept)
+	// admit cannot refuse when there is no marker, so step cannot fail here.
+	fresh, _ := s.opts.step(Marker{}, false, admit(0, new(Admission)))
 	errs := s.createAll(ctx, ids, first, fresh)
 	var existing []int
 	var failed error
+	var unsure []string
 	for k, i := range first {
 		switch err := errs[k]; {
 		case err == nil:
-			created[i] = true
+			got[i] = New
 		case status.Code(err) == codes.AlreadyExists:
 			existing = append(existing, i)
 		default:
 			failed = err
+			unsure = append(unsure, ids[i])
 		}
 	}
 	if failed == nil && len(existing) > 0 {
-		failed = s.replaceExpired(ctx, ids, existing, created)
+		failed = s.admitExisting(ctx, ids, existing, got)
 	}
 	if failed != nil {
-		s.undoAccept(ctx, ids, created)
+		for i, a := range got {
+			if a == New {
+				unsure = append(unsure, ids[i])
+			}
+		}
+		s.undoAccept(ctx, unsure)
 		return nil, fmt.Errorf("accept: %w", failed)
 	}
-	return created, nil
+	return got, nil
 }
 
 // createAll creates a marker m for ids[i] for each i in which and returns
@@ -215,10 +228,9 @@ func (s *Firestore) createAll(ctx context.Context, ids []string, which []int, m 
 	return errs
 }
 
-// replaceExpired settles the ids at existing, which already had a document
-// when Accept tried to create their markers: a live marker makes a duplicate,
-// anything else is replaced and reported in created.
-func (s *Firestore) replaceExpired(ctx context.Context, ids []string, existing []int, created []bool) error {
+// admitExisting settles the ids at existing, which already had a document
+// when Accept tried to create their markers, and writes the outcome to got.
+func (s *Firestore) admitExisting(ctx context.Context, ids []string, existing []int, got []Admission) error {
 	refs := make([]*firestore.DocumentRef, len(existing))
 	for k, i := range existing {
 		refs[k] = s.markerRef(ids[i])
@@ -228,51 +240,55 @@ func (s *Firestore) replaceExpired(ctx context.Context, ids []string, existing [
 		return err
 	}
 	now := s.opts.now()
-	var stale []int
+	var settle []int
 	for k, snap := range snaps {
+		i := existing[k]
 		if snap.Exists() {
 			m, _, err := readMarker(snap, nil)
 			if err != nil {
 				return err
 			}
-			if now.Before(m.ExpireAt) {
-				continue // a live marker: the id is a duplicate
+			live := now.Before(m.ExpireAt)
+			switch {
+			case live && m.State != Accepted:
+				got[i] = Duplicate
+				continue
+			case live && now.Sub(m.UpdatedAt) < s.opts.AcceptGrace:
+				got[i] = Pending
+				continue
 			}
 		}
-		stale = append(stale, existing[k])
+		settle = append(settle, i)
 	}
-	errs := make([]error, len(stale))
-	inParallel(len(stale), func(k int) {
-		_, errs[k] = s.apply(ctx, ids[stale[k]], accept)
+	errs := make([]error, len(settle))
+	inParallel(len(settle), func(k int) {
+		i := settle[k]
+		_, errs[k] = s.apply(ctx, ids[i], admit(s.opts.AcceptGrace, &got[i]))
 	})
 	for k, err := range errs {
 		switch {
-		case err == nil:
-			created[stale[k]] = true
-		case !errors.Is(err, errDuplicate):
+		case errors.Is(err, errPending):
+			got[settle[k]] = Pending
+		case err != nil && !errors.Is(err, errDuplicate):
 			return err
 		}
 	}
 	return nil
 }
 
-// undoAccept releases the markers a failed Accept created. It runs even when
-// ctx has been cancelled, because leaving them would drop Meta's redelivery
-// as a duplicate; its own error is dropped, since Accept's is the one to
-// report.
-func (s *Firestore) undoAccept(ctx context.Context, ids []string, created []bool) {
-	var made []string
-	for i, ok := range created {
-		if ok {
-			made = append(made, ids[i])
-		}
-	}
-	if len(made) == 0 {
+// undoAccept releases the markers a failed Accept created or may have
+// created. It runs even when ctx has been cancelled (the request may have
+// ended, which is often why Accept failed), because leaving them would make
+// Meta's redelivery wait out the accept grace; its own error is dropped, since
+// Accept's is the one to report, and a marker it leaves is requeued by the
+// redelivery after the grace.
+func (s *Firestore) undoAccept(ctx context.Context, ids []string) {
+	if len(ids) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_ = s.Release(ctx, made)
+	_ = s.Release(ctx, ids)
 }
 
 // Release deletes the markers of ids that are still Accepted.
@@ -328,31 +344,58 @@ func deleteAccepted(ctx context.Context, snaps []*firestore.DocumentSnapshot) er
 func (s *Firestore) Claim(ctx context.Context, id string, lease time.Duration) (Marker, error) {
 	m, err := s.apply(ctx, id, claim(lease))
 	if err != nil {
-		return Marker{}, fmt.Errorf("claim %s: %w", id, err)
+		return m, fmt.Errorf("claim: %w", err)
 	}
 	return m, nil
 }
 
-// Unclaim hands a claimed message back; see Store.
-func (s *Firestore) Unclaim(ctx context.Context, id string) error {
-	if _, err := s.apply(ctx, id, unclaim); err != nil {
-		return fmt.Errorf("unclaim %s: %w", id, err)
+// Renew extends a claim's lease; see Store.
+func (s *Firestore) Renew(ctx context.Context, id string, token int, lease time.Duration) (Marker, error) {
+	m, err := s.apply(ctx, id, fenced(token, renew(lease)))
+	if err != nil {
+		return m, fmt.Errorf("renew claim: %w", err)
 	}
-	return nil
+	return m, nil
+}
+
+// StartSend records a send about to leave; see Store.
+func (s *Firestore) StartSend(ctx context.Context, id string, token int, part string) error {
+	return s.write(ctx, "start send of "+part, id, fenced(token, startSend(part)))
+}
+
+// AbortSend forgets a send that did not leave; see Store.
+func (s *Firestore) AbortSend(ctx context.Context, id string, token int, part string) error {
+	return s.write(ctx, "abort send of "+part, id, fenced(token, abortSend(part)))
 }
 
 // MarkSent records that part of the reply was delivered.
 func (s *Firestore) MarkSent(ctx context.Context, id, part string) error {
-	if _, err := s.apply(ctx, id, markSent(part)); err != nil {
-		return fmt.Errorf("mark %s sent for %s: %w", part, id, err)
+	return s.write(ctx, "mark "+part+" sent", id, markSent(part))
+}
+
+// Confirm settles a part a status webhook confirmed; see Store.
+func (s *Firestore) Confirm(ctx context.Context, id, part string) error {
+	if err := s.write(ctx, "confirm "+part, id, confirm(part)); !errors.Is(err, errNoMarker) {
+		return err
 	}
 	return nil
 }
 
+// Unclaim hands a claimed message back; see Store.
+func (s *Firestore) Unclaim(ctx context.Context, id string, token int) error {
+	return s.write(ctx, "unclaim", id, fenced(token, unclaim))
+}
+
 // Complete marks the message Replied.
-func (s *Firestore) Complete(ctx context.Context, id string) error {
-	if _, err := s.apply(ctx, id, complete); err != nil {
-		return fmt.Errorf("complete %s: %w", id, err)
+func (s *Firestore) Complete(ctx context.Context, id string, token int) error {
+	return s.write(ctx, "complete", id, fenced(token, complete))
+}
+
+// write applies t and names op in its error. The wamid is left out of the
+// error, since it embeds the sender's number and errors end up in logs.
+func (s *Firestore) write(ctx context.Context, op, id string, t transition) error {
+	if _, err := s.apply(ctx, id, t); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
 }
@@ -373,10 +416,7 @@ func (s *Firestore) apply(ctx context.Context, id string, t transition) (Marker,
 		}
 		return tx.Set(ref, newMarkerDoc(id, out))
 	})
-	if err != nil {
-		return Marker{}, err
-	}
-	return out, nil
+	return out, err
 }
 
 // turnDoc is a turn as stored.

@@ -124,19 +124,22 @@ func TestReleaseRace(t *testing.T) {
 func TestUndoAccept(t *testing.T) {
 	client := emulatorClient(t)
 	s := newFirestore(client, Options{}, testPrefix())
-	ids := []string{"made", "duplicate"}
+	ids := []string{"made", "claimed"}
 	if _, err := s.Accept(t.Context(), ids); err != nil {
 		t.Fatalf("Accept: %v", err)
 	}
+	if _, err := s.Claim(t.Context(), "claimed", time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	s.undoAccept(ctx, ids, []bool{true, false})
-	created, err := s.Accept(t.Context(), ids)
+	s.undoAccept(ctx, ids)
+	got, err := s.Accept(t.Context(), ids)
 	if err != nil {
 		t.Fatalf("Accept: %v", err)
 	}
-	if want := []bool{true, false}; !slices.Equal(created, want) {
-		t.Errorf("Accept after undoAccept = %v, want %v", created, want)
+	if want := []Admission{New, Duplicate}; !slices.Equal(got, want) {
+		t.Errorf("Accept after undoAccept = %v, want %v", got, want)
 	}
 }
 

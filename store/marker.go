@@ -2,13 +2,18 @@ package store
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"time"
 )
 
-// errDuplicate is what accept returns for a message that already has a live
-// marker. Accept turns it into created=false; it never leaves the package.
-var errDuplicate = errors.New("duplicate message")
+// Errors the transitions refuse with that never leave the package: Accept
+// turns them into an Admission, Confirm into a no-op.
+var (
+	errDuplicate = errors.New("duplicate message")
+	errPending   = errors.New("message accepted moments ago")
+	errNoMarker  = errors.New("no marker")
+)
 
 // A transition changes a marker at now. It is given the live marker, or the
 // zero Marker (State "") when the message has none, and may refuse with an
@@ -20,28 +25,58 @@ type transition func(m *Marker, now time.Time) error
 // and returns the marker to store. An expired marker counts as absent: t then
 // sees a zero Marker, and the result gets a fresh expiry. The expiry is not
 // moved by later transitions, so a marker lives MarkerTTL from its creation.
+// When t refuses, step returns the live marker as t saw it, with the error,
+// so that a caller can tell, say, when a lease it could not take ends.
 func (o Options) step(m Marker, found bool, t transition) (Marker, error) {
 	now := o.now()
 	if !found || !now.Before(m.ExpireAt) {
 		m = Marker{ExpireAt: now.Add(o.MarkerTTL)}
 	}
+	seen := m.clone()
 	if err := t(&m, now); err != nil {
-		return Marker{}, err
+		return seen, err
 	}
 	m.UpdatedAt = now
 	return m, nil
 }
 
-// accept creates an Accepted marker unless a live one exists.
-func accept(m *Marker, _ time.Time) error {
-	if m.State != "" {
-		return errDuplicate
-	}
-	m.State = Accepted
-	return nil
+// clone copies m with its own Sent and Sending, because transitions change
+// them in place.
+func (m Marker) clone() Marker {
+	m.Sent = slices.Clone(m.Sent)
+	m.Sending = maps.Clone(m.Sending)
+	return m
 }
 
-// claim returns the transition that takes a message for lease.
+// admit returns the transition that takes in a message from a webhook, and
+// reports through *got what became of it.
+//
+// A marker still Accepted, never claimed, is the trace of a delivery whose
+// job may never have been queued (the process died between the two, or the
+// queue failed and the release did not go through). Within grace of its
+// acceptance another request is most likely queueing it right now, so the
+// answer is "try again later"; after that the message is queued again: the
+// claim makes a second job harmless, and Meta's retry heals the loss.
+func admit(grace time.Duration, got *Admission) transition {
+	return func(m *Marker, now time.Time) error {
+		switch {
+		case m.State == "":
+			m.State = Accepted
+			*got = New
+		case m.State != Accepted:
+			return errDuplicate
+		case now.Sub(m.UpdatedAt) < grace:
+			return errPending
+		default:
+			// step moves UpdatedAt to now, which starts a new grace.
+			*got = Requeue
+		}
+		return nil
+	}
+}
+
+// claim returns the transition that takes a message for lease. Attempts,
+// counted here, is the claim's fencing token.
 func claim(lease time.Duration) transition {
 	return func(m *Marker, now time.Time) error {
 		switch {
@@ -57,14 +92,68 @@ func claim(lease time.Duration) transition {
 	}
 }
 
-// markSent returns the transition that records part as delivered.
+// fenced wraps t so that it applies only while the claim with token holds:
+// the marker is Processing and no later Claim has taken it. A claim whose
+// lease ran out still holds until someone else claims the message, since
+// until then nobody else can act on it.
+func fenced(token int, t transition) transition {
+	return func(m *Marker, now time.Time) error {
+		switch {
+		case m.State == Replied:
+			return ErrReplied
+		case m.State != Processing || m.Attempts != token:
+			return ErrLost
+		}
+		return t(m, now)
+	}
+}
+
+// renew extends the claim's lease.
+func renew(lease time.Duration) transition {
+	return func(m *Marker, now time.Time) error {
+		m.LeaseUntil = now.Add(lease)
+		return nil
+	}
+}
+
+// startSend records that part is about to be sent, before the request
+// leaves: if the attempt then dies, or the answer is lost, the next attempt
+// finds the part uncertain instead of sending it again at once. The fallback
+// is refused once any part of the answer is sent or uncertain, and the answer
+// once the fallback is, so a user never gets "Sorry" beside an answer.
+func startSend(part string) transition {
+	return func(m *Marker, now time.Time) error {
+		for _, p := range slices.Concat(m.Sent, slices.Collect(maps.Keys(m.Sending))) {
+			if p != part && (part == FallbackPart) != (p == FallbackPart) {
+				return ErrAnswered
+			}
+		}
+		if m.Sending == nil {
+			m.Sending = make(map[string]time.Time)
+		}
+		m.Sending[part] = now
+		return nil
+	}
+}
+
+// abortSend forgets a send that certainly did not reach Meta.
+func abortSend(part string) transition {
+	return func(m *Marker, _ time.Time) error {
+		delete(m.Sending, part)
+		return nil
+	}
+}
+
+// markSent records part as delivered. It is not fenced: that a message went
+// out is a fact whoever learns it, and forgetting it would send it twice. A
+// missing marker is created Processing with a lapsed lease, so the fact is
+// kept and a later Claim resumes after it.
 func markSent(part string) transition {
 	return func(m *Marker, _ time.Time) error {
 		if m.State == "" {
-			// The lease is left zero, that is lapsed, so the next Claim
-			// succeeds and resumes after the parts recorded here.
 			m.State = Processing
 		}
+		delete(m.Sending, part)
 		if !slices.Contains(m.Sent, part) {
 			m.Sent = append(m.Sent, part)
 		}
@@ -72,18 +161,27 @@ func markSent(part string) transition {
 	}
 }
 
-// complete marks a message Replied, whatever state it was in.
+// confirm is markSent for a status webhook: it settles a part of a live
+// marker and creates none (a status of a long-forgotten message changes
+// nothing).
+func confirm(part string) transition {
+	return func(m *Marker, now time.Time) error {
+		if m.State == "" {
+			return errNoMarker
+		}
+		return markSent(part)(m, now)
+	}
+}
+
+// complete marks a message Replied.
 func complete(m *Marker, _ time.Time) error {
 	m.State = Replied
 	return nil
 }
 
-// unclaim ends a Processing claim early by lapsing its lease, keeping the
-// attempts and sent parts, so the next Claim may start at once.
+// unclaim ends the claim early by lapsing its lease, keeping the attempts
+// and the parts, so the next Claim may start at once.
 func unclaim(m *Marker, _ time.Time) error {
-	if m.State != Replied {
-		m.State = Processing
-		m.LeaseUntil = time.Time{}
-	}
+	m.LeaseUntil = time.Time{}
 	return nil
 }

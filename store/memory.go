@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -31,18 +32,23 @@ func NewMemory(opts Options) *Memory {
 	}
 }
 
-// Accept creates an Accepted marker for each id without a live one. A repeated
-// id within ids is a duplicate of its first occurrence.
-func (s *Memory) Accept(_ context.Context, ids []string) ([]bool, error) {
+// Accept records each id; see Store.
+func (s *Memory) Accept(_ context.Context, ids []string) ([]Admission, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	created := make([]bool, len(ids))
+	got := make([]Admission, len(ids))
+	seen := make(map[string]bool, len(ids))
 	for i, id := range ids {
-		// accept refuses only with errDuplicate.
-		_, err := s.apply(id, accept)
-		created[i] = err == nil
+		if seen[id] {
+			continue // a repeat within ids stays Duplicate
+		}
+		seen[id] = true
+		// admit refuses only with errDuplicate or errPending.
+		if _, err := s.apply(id, admit(s.opts.AcceptGrace, &got[i])); errors.Is(err, errPending) {
+			got[i] = Pending
+		}
 	}
-	return created, nil
+	return got, nil
 }
 
 // Release deletes the markers of ids that are still Accepted.
@@ -59,48 +65,69 @@ func (s *Memory) Release(_ context.Context, ids []string) error {
 
 // Claim takes the message for lease; see Store.
 func (s *Memory) Claim(_ context.Context, id string, lease time.Duration) (Marker, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.apply(id, claim(lease))
+	return s.locked(id, claim(lease))
 }
 
-// Unclaim hands a claimed message back; see Store.
-func (s *Memory) Unclaim(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, err := s.apply(id, unclaim)
+// Renew extends a claim's lease; see Store.
+func (s *Memory) Renew(_ context.Context, id string, token int, lease time.Duration) (Marker, error) {
+	return s.locked(id, fenced(token, renew(lease)))
+}
+
+// StartSend records a send about to leave; see Store.
+func (s *Memory) StartSend(_ context.Context, id string, token int, part string) error {
+	_, err := s.locked(id, fenced(token, startSend(part)))
+	return err
+}
+
+// AbortSend forgets a send that did not leave; see Store.
+func (s *Memory) AbortSend(_ context.Context, id string, token int, part string) error {
+	_, err := s.locked(id, fenced(token, abortSend(part)))
 	return err
 }
 
 // MarkSent records that part of the reply was delivered.
 func (s *Memory) MarkSent(_ context.Context, id, part string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, err := s.apply(id, markSent(part))
+	_, err := s.locked(id, markSent(part))
+	return err
+}
+
+// Confirm settles a part a status webhook confirmed; see Store.
+func (s *Memory) Confirm(_ context.Context, id, part string) error {
+	if _, err := s.locked(id, confirm(part)); !errors.Is(err, errNoMarker) {
+		return err
+	}
+	return nil
+}
+
+// Unclaim hands a claimed message back; see Store.
+func (s *Memory) Unclaim(_ context.Context, id string, token int) error {
+	_, err := s.locked(id, fenced(token, unclaim))
 	return err
 }
 
 // Complete marks the message Replied.
-func (s *Memory) Complete(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, err := s.apply(id, complete)
+func (s *Memory) Complete(_ context.Context, id string, token int) error {
+	_, err := s.locked(id, fenced(token, complete))
 	return err
 }
 
+// locked runs apply under mu.
+func (s *Memory) locked(id string, t transition) (Marker, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apply(id, t)
+}
+
 // apply runs t on the marker of id and stores the result. The caller holds mu.
-// Sent is copied on the way in, because transitions append to it in place,
-// and on the way out, so no caller shares the stored slice.
+// step works on a copy, so the stored marker shares nothing with a caller.
 func (s *Memory) apply(id string, t transition) (Marker, error) {
 	m, found := s.markers[id]
-	m.Sent = slices.Clone(m.Sent)
 	m, err := s.opts.step(m, found, t)
 	if err != nil {
-		return Marker{}, err
+		return m, err
 	}
 	s.markers[id] = m
-	m.Sent = slices.Clone(m.Sent)
-	return m, nil
+	return m.clone(), nil
 }
 
 // History returns the user's last n live turns, oldest first.

@@ -33,8 +33,15 @@ import (
 //
 // A marker is created in Accepted by the webhook (create-if-absent, so a
 // redelivery is recognised as a duplicate). The reply pipeline claims it for a
-// lease before doing any work and completes it only after the reply was sent,
-// so a second attempt finds Replied and sends nothing.
+// short lease before doing any work, renews the lease while it works, and
+// completes it only after the reply was sent, so a second attempt finds
+// Replied and sends nothing.
+//
+// Every claim gets a fencing token (the attempt number). The writes an
+// attempt makes about its claim (Renew, StartSend, AbortSend, Unclaim,
+// Complete) apply only while its token still holds, so an attempt that lost
+// its lease can never undo the work of the one that holds the message now,
+// nor send anything more: StartSend, which comes before every send, refuses.
 type State string
 
 // The states of a marker.
@@ -44,22 +51,60 @@ const (
 	Replied    State = "replied"
 )
 
+// FallbackPart is the part name of the fallback message. StartSend refuses it
+// once any other part is sent or uncertain, and any other part once it is.
+const FallbackPart = "fallback"
+
 // Marker is the record kept for one inbound message, keyed by its wamid.
 type Marker struct {
 	State State
 	// Attempts counts the claims so far, so the pipeline can give up (and send
-	// its fallback) after a bounded number of tries.
+	// its fallback) after a bounded number of tries. The count at a Claim is
+	// that claim's fencing token.
 	Attempts int
 	// LeaseUntil is when a Processing claim lapses and may be taken again.
 	LeaseUntil time.Time
-	// Sent lists the reply parts already delivered (such as "text" and
-	// "audio"), so a retried reply resumes after them instead of repeating them.
-	Sent      []string
+	// Sent lists the reply parts known delivered (such as "text.1" and
+	// "audio"): Graph answered with a message id, or a status webhook echoed
+	// the part's tag. A retried reply resumes after them.
+	Sent []string
+	// Sending holds the parts whose send started at the given time and whose
+	// outcome is not known yet: the request may have reached Meta. A later
+	// attempt sends such a part again only after no status confirmed it for
+	// a while (see package reply).
+	Sending   map[string]time.Time
 	UpdatedAt time.Time
 	// ExpireAt is when the marker stops counting; after it the message is
 	// treated as never seen. Firestore's TTL policy deletes it some time later.
 	ExpireAt time.Time
 }
+
+// Uncertain reports whether part's send started at some point and neither
+// succeeded nor was known to fail, and since when.
+func (m Marker) Uncertain(part string) (since time.Time, ok bool) {
+	since, ok = m.Sending[part]
+	return since, ok
+}
+
+// Admission is what Accept made of one message id.
+type Admission int
+
+// The admissions.
+const (
+	// Duplicate: the message is known and on its way (or answered).
+	Duplicate Admission = iota
+	// New: first seen now; queue it.
+	New
+	// Requeue: accepted long ago and never claimed, so its job may have been
+	// lost; queue it again.
+	Requeue
+	// Pending: accepted moments ago and not claimed yet; another request is
+	// most likely queueing it. Ask Meta to deliver it again later.
+	Pending
+)
+
+// Queue reports whether the message should be queued.
+func (a Admission) Queue() bool { return a == New || a == Requeue }
 
 // Turn is one utterance in a conversation.
 type Turn struct {
@@ -71,39 +116,58 @@ type Turn struct {
 	At   time.Time
 }
 
-// Errors returned by Claim.
+// Errors returned by Claim and the fenced writes.
 var (
 	ErrReplied = errors.New("message already replied")
 	ErrClaimed = errors.New("message is being processed elsewhere")
+	// ErrLost means the attempt's claim no longer holds: its lease ran out
+	// and another attempt claimed the message. The attempt must stop.
+	ErrLost = errors.New("claim lost to another attempt")
+	// ErrAnswered refuses a StartSend that would put the fallback beside an
+	// answer, or an answer beside the fallback.
+	ErrAnswered = errors.New("the user has or may have another reply")
 )
 
 // Store is what the service keeps between requests.
 type Store interface {
-	// Accept creates an Accepted marker for each id that has no live marker,
-	// in as few round trips as the backend allows. created[i] reports whether
-	// ids[i] was new; false means a duplicate.
-	Accept(ctx context.Context, ids []string) (created []bool, err error)
+	// Accept records each id of a webhook, in as few round trips as the
+	// backend allows, and says for each what became of it (see Admission).
+	// A repeated id within ids is a Duplicate of its first occurrence. On
+	// error it leaves no marker it may have created, so that Meta's
+	// redelivery is not mistaken for a duplicate.
+	Accept(ctx context.Context, ids []string) ([]Admission, error)
 	// Release deletes the markers of ids that are still Accepted. The webhook
 	// calls it when queueing failed, so Meta's redelivery is not mistaken for
 	// a duplicate and dropped.
 	Release(ctx context.Context, ids []string) error
 	// Claim moves the marker to Processing until now+lease and counts the
-	// attempt. It succeeds for an Accepted marker, a Processing one whose lease
-	// has run out, and a missing or expired one (created on the spot). It
-	// returns ErrReplied once the message was answered and ErrClaimed while
-	// another holder's lease is live.
+	// attempt; the returned Attempts is the claim's fencing token. It
+	// succeeds for an Accepted marker, a Processing one whose lease has run
+	// out, and a missing or expired one (created on the spot). It returns
+	// ErrReplied once the message was answered, and ErrClaimed, with the
+	// marker (to tell when its lease ends), while another claim is live.
 	Claim(ctx context.Context, id string, lease time.Duration) (Marker, error)
+	// Renew extends the claim's lease to now+lease and returns the marker,
+	// which shows the parts confirmed since.
+	Renew(ctx context.Context, id string, token int, lease time.Duration) (Marker, error)
+	// StartSend records that part is about to be sent; no part is sent
+	// without it. It refuses with ErrAnswered as FallbackPart says.
+	StartSend(ctx context.Context, id string, token int, part string) error
+	// AbortSend forgets a started send that certainly did not reach Meta.
+	AbortSend(ctx context.Context, id string, token int, part string) error
+	// MarkSent records that part was delivered. It is not fenced, since the
+	// part went out whoever holds the claim, and it never fails for want of
+	// a marker: a missing or expired one is created Processing with a lapsed
+	// lease, so the fact is kept and a later Claim resumes after it.
+	MarkSent(ctx context.Context, id, part string) error
+	// Confirm settles part as delivered when a status webhook echoed its tag.
+	// It changes nothing when the message has no live marker.
+	Confirm(ctx context.Context, id, part string) error
 	// Unclaim hands a claimed message back before its lease ends: the attempt
 	// failed in a way a later try may not, and that try need not wait.
-	Unclaim(ctx context.Context, id string) error
-	// MarkSent records that one part of the reply was delivered; recording a
-	// part twice keeps one copy. It never fails for want of a marker: a
-	// missing or expired one is created in Processing with a lapsed lease, so
-	// the fact that the part went out is kept and a later Claim resumes.
-	MarkSent(ctx context.Context, id, part string) error
-	// Complete marks the message Replied, creating the marker if it is
-	// missing or expired, because the reply went out either way.
-	Complete(ctx context.Context, id string) error
+	Unclaim(ctx context.Context, id string, token int) error
+	// Complete marks the message Replied.
+	Complete(ctx context.Context, id string, token int) error
 
 	// History returns the user's last n turns that have not expired, oldest
 	// first. Turns with the same At are ordered by ID. A turn expires
@@ -120,6 +184,10 @@ type Store interface {
 const (
 	DefaultMarkerTTL  = 7 * 24 * time.Hour
 	DefaultHistoryTTL = 24 * time.Hour
+	// DefaultAcceptGrace is how long a redelivery of a message accepted but
+	// not yet claimed is answered "later" rather than queued again. Queueing
+	// takes milliseconds and a push reaches the pipeline in about a second.
+	DefaultAcceptGrace = 10 * time.Second
 )
 
 // Options are the retention settings shared by both implementations. The zero
@@ -127,6 +195,8 @@ const (
 type Options struct {
 	MarkerTTL  time.Duration // default DefaultMarkerTTL
 	HistoryTTL time.Duration // default DefaultHistoryTTL
+	// AcceptGrace is DefaultAcceptGrace when zero; a negative value means none.
+	AcceptGrace time.Duration
 	// Now is the clock (default time.Now); tests replace it to expire markers.
 	Now func() time.Time
 }
@@ -138,6 +208,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HistoryTTL <= 0 {
 		o.HistoryTTL = DefaultHistoryTTL
+	}
+	if o.AcceptGrace == 0 {
+		o.AcceptGrace = DefaultAcceptGrace
 	}
 	if o.Now == nil {
 		o.Now = time.Now

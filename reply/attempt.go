@@ -1,0 +1,363 @@
+package reply
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/patternai/whatsapp-node/gemini"
+	"github.com/patternai/whatsapp-node/graphapi"
+	"github.com/patternai/whatsapp-node/queue"
+	"github.com/patternai/whatsapp-node/retry"
+	"github.com/patternai/whatsapp-node/speech"
+	"github.com/patternai/whatsapp-node/store"
+)
+
+// attempt is one try at one message, under one claim.
+type attempt struct {
+	p     *Pipeline
+	job   queue.Job
+	id    string // the message's wamid
+	token int    // the claim's fencing token
+	log   *slog.Logger
+
+	// resuming is set on every attempt but the first: only then can an
+	// earlier one have staged an answer or a voice note worth looking for.
+	resuming bool
+	// staging holds writes of staged results, which run beside the reply
+	// rather than in front of it.
+	staging sync.WaitGroup
+
+	mu     sync.Mutex
+	marker store.Marker // as last read: at the claim, then at each renewal
+	sent   map[string]bool
+	stages []any // stage durations for the summary log line
+}
+
+func newAttempt(p *Pipeline, job queue.Job, m store.Marker, log *slog.Logger) *attempt {
+	a := &attempt{p: p, job: job, id: job.Message.ID, token: m.Attempts, marker: m,
+		log: log.With("attempt", m.Attempts), resuming: m.Attempts > 1, sent: map[string]bool{}}
+	for _, part := range m.Sent {
+		a.sent[part] = true
+	}
+	return a
+}
+
+// errGaveUp ends a message that failed MaxAttempts times.
+var errGaveUp = errors.New("gave up")
+
+// run answers the message under the claim and settles the claim: completed
+// when the user has an answer (or the fallback, or cannot be reached), handed
+// back with an error when a later attempt may do better, left alone when the
+// claim was lost.
+func (a *attempt) run(ctx context.Context, k kind, userText string) error {
+	o := a.p.opts
+	work, stop := a.keepClaim(ctx, o.Budget-o.reserve())
+	var err error
+	switch {
+	case a.isSent(store.FallbackPart):
+		// Only the Complete of an earlier attempt is missing.
+	case a.token > o.MaxAttempts:
+		err = fmt.Errorf("%w after %d attempts", errGaveUp, o.MaxAttempts)
+	case k == unsupported:
+		err = a.sendText(work, "notice", o.Unsupported)
+	default:
+		err = a.answer(work, k, userText)
+	}
+	lost := stop()
+	if lost != nil || errors.Is(err, store.ErrLost) || errors.Is(err, store.ErrReplied) {
+		// Another attempt holds the message now: it decides what the user
+		// gets. Nothing more is written here.
+		a.log.Warn("claim lost; stopping", "error", cmp.Or(lost, err))
+		return nil
+	}
+
+	// The reserve: the fallback and the final writes get a budget of their
+	// own, since the work's may be what ran out.
+	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.reserve())
+	defer cancel()
+	if err != nil {
+		if ferr := a.fallback(final, err); ferr != nil {
+			// Nothing settled reached the user, and a later try may do
+			// better: hand the message back at once so that try need not
+			// wait for the lease.
+			if uerr := a.p.deps.Store.Unclaim(final, a.id, a.token); uerr != nil && !errors.Is(uerr, store.ErrLost) {
+				ferr = errors.Join(ferr, uerr)
+			}
+			return ferr
+		}
+	}
+	if err := a.p.deps.Store.Complete(final, a.id, a.token); err != nil && !errors.Is(err, store.ErrLost) {
+		// The reply went out; a retry will find its parts recorded as sent.
+		return fmt.Errorf("complete message: %w", err)
+	}
+	return nil
+}
+
+// keepClaim returns the context the attempt works in, bounded by budget, and
+// renews the claim every third of a lease until stop is called. When the
+// claim is lost the context is cancelled, so the work stops before sending
+// anything more (StartSend would refuse anyway). stop returns the error that
+// lost it, if any.
+func (a *attempt) keepClaim(ctx context.Context, budget time.Duration) (context.Context, func() error) {
+	work, cancelBudget := context.WithTimeout(ctx, budget)
+	work, cancel := context.WithCancelCause(work)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(a.p.opts.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_, err := a.renew(work)
+				if errors.Is(err, store.ErrLost) || errors.Is(err, store.ErrReplied) {
+					cancel(err)
+					return
+				}
+				if err != nil {
+					// The next tick tries again; a lease that lapses in the
+					// meantime is only lost if someone else claims it.
+					a.log.Warn("lease not renewed", "error", err)
+				}
+			}
+		}
+	})
+	return work, func() error {
+		close(done)
+		wg.Wait()
+		lost := context.Cause(work)
+		if !errors.Is(lost, store.ErrLost) && !errors.Is(lost, store.ErrReplied) {
+			lost = nil
+		}
+		cancel(nil)
+		cancelBudget()
+		return lost
+	}
+}
+
+// renew extends the lease and keeps the marker it returns, which shows the
+// parts that status webhooks confirmed since.
+func (a *attempt) renew(ctx context.Context) (store.Marker, error) {
+	m, err := a.p.deps.Store.Renew(ctx, a.id, a.token, a.p.opts.Lease)
+	if err != nil {
+		return m, err
+	}
+	a.mu.Lock()
+	a.marker = m
+	for _, part := range m.Sent {
+		a.sent[part] = true
+	}
+	a.mu.Unlock()
+	return m, nil
+}
+
+// answer produces the answer (or finds the one staged by an earlier attempt)
+// and delivers it in the configured mode.
+func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
+	start := time.Now()
+	// The read receipt and typing indicator go out beside the real work; a
+	// failure there is not worth failing the reply for.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.p.deps.Messenger.MarkRead(ctx, a.job.PhoneNumberID, a.id, true); err != nil {
+			a.log.Warn("mark read failed", "error", err)
+		}
+	})
+	defer wg.Wait()
+	defer a.staging.Wait()
+
+	st, err := a.stagedAnswer(ctx)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		if st, err = a.think(ctx, k, userText); err != nil {
+			return err
+		}
+	}
+	if err := a.deliver(ctx, st); err != nil {
+		return err
+	}
+	turns := []store.Turn{
+		{ID: a.id + "-user", Role: "user", Text: st.Question, At: a.job.ReceivedAt},
+		{ID: a.id + "-model", Role: "model", Text: st.Answer, At: time.Now()},
+	}
+	if err := a.p.deps.Store.AppendTurns(ctx, a.job.Sender, turns...); err != nil {
+		// The user has the answer; losing it from the history is the lesser harm.
+		a.log.Error("conversation not recorded", "error", err)
+	}
+	a.mu.Lock()
+	stages := a.stages
+	a.mu.Unlock()
+	a.log.Info("replied", append(stages, "total_ms", ms(time.Since(start)), "model", a.p.deps.Responder.Model(),
+		"mode", string(a.p.opts.Mode), "reply_chars", len([]rune(st.Answer)), "language", st.Language)...)
+	return nil
+}
+
+// think builds the prompt (transcribing or downloading what it needs, beside
+// reading the history), asks the model and stages its answer.
+func (a *attempt) think(ctx context.Context, k kind, userText string) (*staged, error) {
+	var (
+		history []store.Turn
+		herr    error
+		wg      sync.WaitGroup
+	)
+	wg.Go(func() { history, herr = a.p.deps.Store.History(ctx, a.job.Sender, a.p.opts.HistoryTurns) })
+
+	st := &staged{Question: userText, Voice: k == voice}
+	prompt := gemini.Prompt{Text: userText}
+	var err error
+	switch k {
+	case voice:
+		var tr speech.Transcript
+		if tr, err = a.transcribe(ctx); err == nil {
+			st.Question, st.Language = tr.Text, tr.Language
+			prompt.Text, prompt.Language = tr.Text, tr.Language
+		}
+	case attachment:
+		var att gemini.Attachment
+		if att, err = a.attachment(ctx); err == nil {
+			prompt.Attachments = []gemini.Attachment{att}
+			st.Question = "[" + a.job.Message.Type + "] " + userText
+		}
+	}
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if herr != nil {
+		a.log.Warn("history unavailable; answering without it", "error", herr)
+	}
+
+	turns := make([]gemini.Turn, len(history))
+	for i, t := range history {
+		turns[i] = gemini.Turn{Role: t.Role, Text: t.Text}
+	}
+	st.Answer, err = timed(a, "llm", func() (string, error) {
+		return retry.Do(ctx, a.p.opts.policy(a.log, "llm", gemini.IsTransient), func(ctx context.Context) (string, error) {
+			return a.p.deps.Responder.Generate(ctx, turns, prompt)
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("generate answer: %w", err)
+	}
+	a.stageAnswer(ctx, st)
+	return st, nil
+}
+
+// transcribe downloads the voice note, stages it (a note over a minute is
+// recognized from the staged copy) and transcribes it.
+func (a *attempt) transcribe(ctx context.Context) (speech.Transcript, error) {
+	audio := a.job.Message.Audio
+	dl, err := timed(a, "download", func() (*graphapi.Download, error) {
+		return a.p.deps.Messenger.DownloadMedia(ctx, audio.ID, maxMediaBytes, audio.SHA256)
+	})
+	if err != nil {
+		return speech.Transcript{}, fmt.Errorf("download voice note: %w", err)
+	}
+	name := inboundName(a.id)
+	if _, err := timed(a, "stage", func() (struct{}, error) {
+		return struct{}{}, a.p.deps.Stager.Put(ctx, name, dl.Data, "audio/ogg")
+	}); err != nil {
+		return speech.Transcript{}, fmt.Errorf("stage voice note: %w", err)
+	}
+	tr, err := timed(a, "stt", func() (speech.Transcript, error) {
+		return retry.Do(ctx, a.p.opts.policy(a.log, "stt", speech.IsTransient), func(ctx context.Context) (speech.Transcript, error) {
+			return a.p.deps.Transcriber.Transcribe(ctx, dl.Data, a.p.deps.Stager.URI(name))
+		})
+	})
+	if err != nil {
+		return speech.Transcript{}, fmt.Errorf("transcribe voice note: %w", err)
+	}
+	a.record("audio_in_seconds", tr.Seconds)
+	return tr, nil
+}
+
+// attachment downloads an image or PDF for the model to read.
+func (a *attempt) attachment(ctx context.Context) (gemini.Attachment, error) {
+	md := mediaOf(a.job.Message)
+	dl, err := timed(a, "download", func() (*graphapi.Download, error) {
+		return a.p.deps.Messenger.DownloadMedia(ctx, md.ID, maxMediaBytes, md.SHA256)
+	})
+	if err != nil {
+		return gemini.Attachment{}, fmt.Errorf("download %s: %w", a.job.Message.Type, err)
+	}
+	return gemini.Attachment{MIMEType: mimeBase(cmp.Or(dl.MIMEType, md.MIMEType)), Data: dl.Data}, nil
+}
+
+// fallback tells the user their message could not be answered, once. It
+// returns nil when the fallback went out, or when Meta refuses to reach the
+// user for good; an error when a later attempt should try again. The store
+// refuses the fallback (store.ErrAnswered) once a part of the answer was
+// sent or may have been: then the answer stands, or a later attempt settles
+// its uncertain part, unless this was the last attempt.
+func (a *attempt) fallback(ctx context.Context, cause error) error {
+	a.log.Error("reply failed", "error", cause)
+	err := a.sendPart(ctx, store.FallbackPart, func(ctx context.Context, tag string) error {
+		_, err := a.p.deps.Messenger.SendText(ctx, a.job.PhoneNumberID, a.job.Sender, a.p.opts.Fallback, graphapi.Tag(tag))
+		return err
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrAnswered) && a.answered():
+		a.log.Error("part of the answer went out; it stands")
+		return nil
+	case errors.Is(err, store.ErrAnswered) && errors.Is(cause, errGaveUp):
+		a.log.Error("giving up; part of the answer may have gone out")
+		return nil
+	case errors.Is(err, store.ErrAnswered), errors.Is(err, errUnsettled):
+		return fmt.Errorf("%w (no fallback: part of the answer went out or may have)", cause)
+	case graphapi.Unsent(err) && !graphapi.IsTransient(err):
+		// Meta refuses for good (outside the 24-hour window, undeliverable,
+		// bad token): no later try can reach the user either.
+		a.log.Error("user unreachable; giving up", "error", err)
+		return nil
+	default:
+		return fmt.Errorf("send fallback: %w", err)
+	}
+}
+
+// answered reports whether a part of the answer (not the fallback) is known
+// delivered.
+func (a *attempt) answered() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for part := range a.sent {
+		if part != store.FallbackPart {
+			return true
+		}
+	}
+	return false
+}
+
+// isSent reports whether part is known delivered.
+func (a *attempt) isSent(part string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sent[part]
+}
+
+// record adds fields to the summary log line.
+func (a *attempt) record(fields ...any) {
+	a.mu.Lock()
+	a.stages = append(a.stages, fields...)
+	a.mu.Unlock()
+}
+
+// timed runs f and records its duration under stage.
+func timed[T any](a *attempt, stage string, f func() (T, error)) (T, error) {
+	start := time.Now()
+	v, err := f()
+	a.record(stage+"_ms", ms(time.Since(start)))
+	return v, err
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,88 @@
+package reply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/patternai/whatsapp-node/media"
+)
+
+// staged is what an attempt keeps of its answer, so a retry speaks the same
+// words in the same language without asking the model again.
+type staged struct {
+	Question string `json:"question"`
+	Answer   string `json:"answer"`
+	Language string `json:"language,omitempty"`
+	Voice    bool   `json:"voice,omitempty"`
+}
+
+func answerName(id string) string  { return "replies/" + objectName(id) + ".json" }
+func audioName(id string) string   { return "replies/" + objectName(id) + ".ogg" }
+func inboundName(id string) string { return "inbound/" + objectName(id) + ".ogg" }
+
+// objectName turns a wamid (base64 after "wamid.") into the URL-safe base64
+// alphabet, so staged objects carry no characters that need escaping in a
+// gs:// URI. Dropping the padding keeps names distinct: it follows from the
+// length.
+var objectName = strings.NewReplacer("+", "-", "/", "_", "=", "").Replace
+
+// stagedAnswer returns the answer an earlier attempt staged, or nil. Cloud
+// Storage's client retries its reads itself, so nothing here does.
+func (a *attempt) stagedAnswer(ctx context.Context) (*staged, error) {
+	if !a.resuming {
+		return nil, nil
+	}
+	b, err := a.p.deps.Stager.Get(ctx, answerName(a.id))
+	if errors.Is(err, media.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, errors.Join(errors.New("read staged answer"), err)
+	}
+	var st staged
+	if err := json.Unmarshal(b, &st); err != nil || st.Answer == "" {
+		a.log.Warn("staged answer unreadable; answering again", "error", err)
+		return nil, nil
+	}
+	a.log.Info("reusing staged answer")
+	return &st, nil
+}
+
+// stageAnswer keeps the answer for a retry, beside the reply rather than in
+// front of it.
+func (a *attempt) stageAnswer(ctx context.Context, st *staged) {
+	b, _ := json.Marshal(st)
+	a.staging.Go(func() {
+		if err := a.p.deps.Stager.Put(ctx, answerName(a.id), b, "application/json"); err != nil {
+			// Without it a retry would ask the model again: slower, not wrong.
+			a.log.Warn("answer not staged", "error", err)
+		}
+	})
+}
+
+// stagedAudio returns the voice note an earlier attempt staged, or nil.
+func (a *attempt) stagedAudio(ctx context.Context) []byte {
+	if !a.resuming {
+		return nil
+	}
+	audio, err := a.p.deps.Stager.Get(ctx, audioName(a.id))
+	if err == nil {
+		a.log.Info("reusing staged voice note")
+		return audio
+	}
+	if !errors.Is(err, media.ErrNotFound) {
+		a.log.Warn("staged voice note unreadable; synthesizing again", "error", err)
+	}
+	return nil
+}
+
+// stageAudio keeps the voice note for a retry, beside the reply.
+func (a *attempt) stageAudio(ctx context.Context, audio []byte) {
+	a.staging.Go(func() {
+		if err := a.p.deps.Stager.Put(ctx, audioName(a.id), audio, "audio/ogg"); err != nil {
+			a.log.Warn("voice note not staged", "error", err)
+		}
+	})
+}
