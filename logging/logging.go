@@ -104,5 +104,6 @@ func (h IDs) Of(id string) string {
 	return hex.EncodeToString(mac.Sum(nil)[:6])
 }
 
-// Attr is id's hash as the "msg" attribute every line about one message has.
-func (h IDs) Attr(id string) slog.Attr { return slog.String("msg", h.Of(id)) }
+// Attr is id's hash as the "msg_id" attribute every line about one message
+// has. ("msg" would be taken for slog's message key.)
+func (h IDs) Attr(id string) slog.Attr { return slog.String("msg_id", h.Of(id)) }

@@ -166,7 +166,7 @@ func (a *attempt) sendPart(ctx context.Context, part string, send func(ctx conte
 
 		store := a.p.deps.Store
 		if err := store.StartSend(ctx, a.id, a.token, part); err != nil {
-			return fmt.Errorf("start send of %s: %w", part, err)
+			return err
 		}
 		started := time.Now()
 		err := send(ctx, a.p.deps.Tags.Seal(a.id, part))

@@ -61,11 +61,13 @@ type Server struct {
 	URL string
 	srv *httptest.Server
 
-	mu         sync.Mutex
-	requests   []Request
-	answers    []Answer
-	failures   int
-	failStatus int
+	mu           sync.Mutex
+	requests     []Request
+	answers      []Answer
+	failures     int
+	failStatus   int
+	failIf       func() bool
+	failIfStatus int
 }
 
 // NewServer starts a fake that is closed when the test ends.
@@ -120,6 +122,14 @@ func (s *Server) FailNext(n, status int) {
 	s.failures, s.failStatus = n, status
 }
 
+// SetFailures makes each later request ask fail whether to fail with the
+// HTTP status, so a fault test can fail requests at random. nil stops.
+func (s *Server) SetFailures(fail func() bool, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failIf, s.failIfStatus = fail, status
+}
+
 // Requests returns the requests received so far, oldest first.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -167,6 +177,9 @@ func (s *Server) next(req Request) (Answer, int) {
 	if s.failures > 0 {
 		s.failures--
 		return Answer{}, s.failStatus
+	}
+	if s.failIf != nil && s.failIf() {
+		return Answer{}, s.failIfStatus
 	}
 	if len(s.answers) > 0 {
 		a := s.answers[0]

@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/patternai/whatsapp-node/graphapi"
 )
@@ -79,7 +80,21 @@ type Message struct {
 	AudioID       string // audio.id
 	Voice         bool   // audio.voice
 	ReplyTo       string // context.message_id
+	CallbackData  string // biz_opaque_callback_data, which status webhooks echo
 	Body          []byte // the JSON as received
+}
+
+// Fault is what SetFaults makes of one request.
+type Fault struct {
+	// Delay holds the request this long before it is served.
+	Delay time.Duration
+	// Drop closes the connection before the request is served: Meta never
+	// took it.
+	Drop bool
+	// Lose serves the request (a send is accepted and recorded) and then
+	// closes the connection instead of answering: the client cannot tell
+	// whether Meta took it.
+	Lose bool
 }
 
 // ReadReceipt is a read receipt the server accepted.
@@ -138,6 +153,15 @@ type Server struct {
 	expireNext  int
 	failures    map[Kind][]*failure
 	dropPending map[Kind]int
+	faults      func(Kind) Fault
+}
+
+// SetFaults makes every later request ask f what to do with it, so a test
+// can inject faults at random (f must be safe for concurrent use). nil stops.
+func (s *Server) SetFaults(f func(Kind) Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f
 }
 
 type downloadURL struct {
@@ -338,6 +362,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.dropIfPlanned(kind, w) {
 		return
 	}
+	s.mu.Lock()
+	faults := s.faults
+	s.mu.Unlock()
+	var fault Fault
+	if faults != nil {
+		fault = faults(kind)
+	}
+	time.Sleep(fault.Delay)
+	if fault.Drop {
+		hangUp(w)
+		return
+	}
+	if fault.Lose {
+		// The handler writes into a recorder that is thrown away.
+		rw = &recorder{ResponseWriter: discardWriter{header: http.Header{}}, onStatus: rw.onStatus}
+		defer hangUp(w)
+	}
 	if r.Header.Get("Authorization") != "Bearer "+s.Token {
 		writeGraphError(rw, http.StatusUnauthorized, &graphapi.APIError{
 			Code: graphapi.CodeAccessToken, Type: "OAuthException",
@@ -408,13 +449,24 @@ func (s *Server) dropIfPlanned(kind Kind, w http.ResponseWriter) bool {
 	if !drop {
 		return false
 	}
-	// Hijacking lets the connection close without any answer at all, which
-	// is what a client sees when its timeout strikes.
+	hangUp(w)
+	return true
+}
+
+// hangUp closes the connection without any answer at all, which is what a
+// client sees when its timeout strikes.
+func hangUp(w http.ResponseWriter) {
 	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 		conn.Close()
 	}
-	return true
 }
+
+// discardWriter is a ResponseWriter whose answer goes nowhere.
+type discardWriter struct{ header http.Header }
+
+func (d discardWriter) Header() http.Header         { return d.header }
+func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (discardWriter) WriteHeader(int)             {}
 
 func (s *Server) takeFailure(kind Kind) *failure {
 	s.mu.Lock()
@@ -448,6 +500,7 @@ type sendBody struct {
 		ID    string `json:"id"`
 		Voice bool   `json:"voice"`
 	} `json:"audio"`
+	CallbackData string `json:"biz_opaque_callback_data"`
 }
 
 // serveSend checks a send the way Meta would reject it and answers a wamid.
@@ -457,7 +510,7 @@ func (s *Server) serveSend(w http.ResponseWriter, phoneNumberID string, body []b
 		writeInvalidParameter(w, "invalid JSON: "+err.Error())
 		return
 	}
-	m := Message{PhoneNumberID: phoneNumberID, To: b.To, Type: b.Type, Body: bytes.Clone(body)}
+	m := Message{PhoneNumberID: phoneNumberID, To: b.To, Type: b.Type, CallbackData: b.CallbackData, Body: bytes.Clone(body)}
 	if m.To == "" {
 		m.To = b.Recipient
 	}

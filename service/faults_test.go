@@ -1,0 +1,443 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+
+	"github.com/patternai/whatsapp-node/config"
+	"github.com/patternai/whatsapp-node/gemini/geminitest"
+	"github.com/patternai/whatsapp-node/graphapi"
+	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
+	"github.com/patternai/whatsapp-node/internal/faultnet"
+	"github.com/patternai/whatsapp-node/logging"
+	"github.com/patternai/whatsapp-node/queue/queuetest"
+	"github.com/patternai/whatsapp-node/service"
+	"github.com/patternai/whatsapp-node/speech/speechtest"
+	"github.com/patternai/whatsapp-node/store"
+)
+
+// faultRates are the chances of each injected fault.
+type faultRates struct {
+	storeCut   float64 // a Firestore answer lost after the server acted on it
+	sendDrop   float64 // a send dropped before Graph took it
+	sendLose   float64 // a send taken by Graph whose answer is lost
+	sendSlow   float64 // a send slower than the lease
+	status     float64 // a sent message's status webhook reaches us
+	llmFailure float64 // the model fails for good (the fallback must go out)
+}
+
+// TestFaults is the fault suite: production's path (Firestore and Pub/Sub
+// emulators, the Graph, Gemini and Speech fakes) under random, seeded faults
+// (store answers lost after commit, sends dropped or lost or slower than the
+// lease, status webhooks that come or not, the process killed at random
+// points and restarted), while a stand-in for Meta delivers text messages
+// and retries each until it gets a 200. It then checks, per message, that
+// exactly one answer or exactly one fallback reached the user.
+//
+// CI runs a short seeded run. The long run is
+//
+//	FAULT_MESSAGES=200 FAULT_SEED=7 go test -run TestFaults -v -timeout 30m ./service
+func TestFaults(t *testing.T) {
+	requireEmulators(t)
+	messages := envInt(t, "FAULT_MESSAGES", 30)
+	seed := uint64(envInt(t, "FAULT_SEED", 1))
+	rates := faultRates{storeCut: 0.01, sendDrop: 0.08, sendLose: 0.08, sendSlow: 0.03, status: 0.7, llmFailure: 0.1}
+	r := newFaultRun(t, seed, rates, map[string]string{
+		"CLAIM_LEASE":         "1s",
+		"SEND_CONFIRM_WINDOW": "2s",
+	})
+	r.killEvery(1500*time.Millisecond, 3*time.Second)
+	start := time.Now()
+	r.deliver(messages, 4)
+	r.awaitReplies(messages, 3*time.Minute)
+	// Late copies would come from a send repeated after its confirmation
+	// window, or from a zombie attempt: give them time to show.
+	time.Sleep(4 * time.Second)
+	r.stopKilling()
+
+	counts := r.check(messages)
+	t.Logf("seed %d: %d messages in %v; %d answers, %d fallbacks; faults: %d kills, %d store cuts, %d sends dropped, %d lost, %d slow, %d statuses, %d model failures",
+		seed, messages, time.Since(start).Round(time.Second), counts.answers, counts.fallbacks, r.kills,
+		r.n("storeCut"), r.n("sendDrop"), r.n("sendLose"), r.n("sendSlow"), r.n("status"), r.n("llmFailure"))
+	if r.kills == 0 || r.n("sendLose") == 0 || r.n("sendDrop") == 0 {
+		t.Errorf("the run injected too few faults to prove anything: %d kills, %d lost, %d dropped sends",
+			r.kills, r.n("sendLose"), r.n("sendDrop"))
+	}
+}
+
+func requireEmulators(t *testing.T) {
+	t.Helper()
+	for _, v := range []string{"FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"} {
+		if os.Getenv(v) == "" {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not set; CI must start the emulator", v)
+			}
+			t.Skipf("%s is not set; start the emulator to run this test", v)
+		}
+	}
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, v, err)
+	}
+	return n
+}
+
+// faultRun is one run of the suite: the fakes, the instance of the service
+// now running (restarted after each kill), and Meta's side.
+type faultRun struct {
+	t        *testing.T
+	env      map[string]string
+	graph    *graphapitest.Server
+	llm      *geminitest.Server
+	speech   *speechtest.Server
+	front    *faultnet.Proxy // the service's fixed address: Meta and Pub/Sub post here
+	tags     *store.Tags
+	firstore string
+	runID    string // makes this run's wamids new to the shared emulator
+
+	mu       sync.Mutex
+	rng      *rand.Rand
+	injected map[string]int
+	inst     *instance
+	kills    int
+	stop     chan struct{}
+	stopped  chan struct{}
+	http     *http.Client
+}
+
+// instance is one process of the service: its server and the proxies
+// through which it reaches everything, all cut at once by kill.
+type instance struct {
+	server  *http.Server
+	proxies []*faultnet.Proxy
+}
+
+func newFaultRun(t *testing.T, seed uint64, rates faultRates, settings map[string]string) *faultRun {
+	t.Helper()
+	r := &faultRun{t: t, rng: rand.New(rand.NewPCG(seed, seed)), injected: map[string]int{},
+		firstore: os.Getenv("FIRESTORE_EMULATOR_HOST"), http: &http.Client{Timeout: 30 * time.Second}}
+	var err error
+	if r.tags, err = store.NewTags(secret); err != nil {
+		t.Fatal(err)
+	}
+	if r.front, err = faultnet.Listen("127.0.0.1:0", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.front.Close)
+	r.graph = graphapitest.NewServer(t, graphapitest.WithOnMessage(func(m graphapitest.Message) {
+		if r.chance("status", rates.status) {
+			go r.postStatus(m)
+		}
+	}))
+	r.graph.SetFaults(func(kind graphapitest.Kind) graphapitest.Fault {
+		if kind != graphapitest.KindMessages {
+			return graphapitest.Fault{}
+		}
+		switch {
+		case r.chance("sendDrop", rates.sendDrop):
+			return graphapitest.Fault{Drop: true}
+		case r.chance("sendLose", rates.sendLose):
+			return graphapitest.Fault{Lose: true}
+		case r.chance("sendSlow", rates.sendSlow):
+			return graphapitest.Fault{Delay: 1500 * time.Millisecond}
+		}
+		return graphapitest.Fault{}
+	})
+	r.llm = geminitest.NewServer(t)
+	r.llm.SetFailures(func() bool { return r.chance("llmFailure", rates.llmFailure) }, http.StatusBadRequest)
+	r.speech = speechtest.NewServer(t)
+
+	suffix := time.Now().UnixNano()
+	r.runID = strconv.FormatInt(suffix, 36)
+	project := "faults-project"
+	topic := fmt.Sprintf("faults-%d", suffix)
+	r.env = map[string]string{
+		"WHATSAPP_APP_SECRET":   secret,
+		"WHATSAPP_VERIFY_TOKEN": "faults-verify",
+		"WHATSAPP_ACCESS_TOKEN": r.graph.Token,
+		"GOOGLE_CLOUD_PROJECT":  project,
+		"MEDIA_DIR":             t.TempDir(),
+		"STORE":                 "firestore",
+		"QUEUE":                 "pubsub",
+		"PUBSUB_TOPIC":          topic,
+		"PUBSUB_VERIFY":         "false",
+		"PUBSUB_EMULATOR_HOST":  os.Getenv("PUBSUB_EMULATOR_HOST"),
+		"REPLY_MODE":            "text",
+	}
+	for k, v := range settings {
+		r.env[k] = v
+	}
+
+	ps := queuetest.PubSub(t, project)
+	ctx := context.Background()
+	topicName := "projects/" + project + "/topics/" + topic
+	if _, err := ps.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topicName}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ps.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name:                  fmt.Sprintf("projects/%s/subscriptions/faults-%d", project, suffix),
+		Topic:                 topicName,
+		PushConfig:            &pubsubpb.PushConfig{PushEndpoint: "http://" + r.front.Addr() + "/process"},
+		EnableMessageOrdering: true,
+		AckDeadlineSeconds:    10,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	t.Cleanup(func() { r.kill() })
+	return r
+}
+
+// chance draws from the seeded source and counts the faults it injects.
+func (r *faultRun) chance(fault string, p float64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rng.Float64() >= p {
+		return false
+	}
+	r.injected[fault]++
+	return true
+}
+
+func (r *faultRun) n(fault string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.injected[fault]
+}
+
+// start runs a new instance behind the front proxy. Its Firestore client
+// takes the emulator's address from the environment when it is built, so
+// pointing that at a proxy of the instance's own is what lets kill cut it.
+func (r *faultRun) start() {
+	t := r.t
+	inst := &instance{}
+	proxy := func(target string, cut func() bool) string {
+		p, err := faultnet.Listen("127.0.0.1:0", target, cut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst.proxies = append(inst.proxies, p)
+		return p.Addr()
+	}
+	env := maps.Clone(r.env)
+	env["GRAPH_API_BASE_URL"] = "http://" + proxy(trimScheme(r.graph.URL), nil)
+	env["GOOGLE_VERTEX_BASE_URL"] = "http://" + proxy(trimScheme(r.llm.URL), nil)
+	speechAddr := proxy(r.speech.Addr, nil)
+	env["SPEECH_ENDPOINT"], env["TTS_ENDPOINT"] = speechAddr, speechAddr
+	firestoreAddr := proxy(r.firstore, func() bool { return r.chance("storeCut", 0.01) })
+
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Setenv("FIRESTORE_EMULATOR_HOST", firestoreAddr)
+	svc, err := service.New(context.Background(), cfg, logging.New(os.Stderr, slog.LevelError))
+	os.Setenv("FIRESTORE_EMULATOR_HOST", r.firstore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst.server = &http.Server{Handler: svc}
+	srvLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go inst.server.Serve(srvLn)
+	r.mu.Lock()
+	r.inst = inst
+	r.mu.Unlock()
+	r.front.SetTarget(srvLn.Addr().String())
+}
+
+// kill cuts the running instance off from everything at once: the requests
+// it is serving (Meta's and Pub/Sub's see their connection reset) and every
+// dependency. Whatever its goroutines do afterwards reaches nobody, as after
+// a SIGKILL.
+func (r *faultRun) kill() {
+	r.mu.Lock()
+	inst := r.inst
+	r.inst = nil
+	r.mu.Unlock()
+	if inst == nil {
+		return
+	}
+	r.front.SetTarget("")
+	r.front.CloseConns()
+	inst.server.Close()
+	for _, p := range inst.proxies {
+		p.Close()
+	}
+}
+
+// killEvery kills the instance at random intervals between min and max and
+// restarts it a moment later, until stopKilling.
+func (r *faultRun) killEvery(lo, hi time.Duration) {
+	r.stop, r.stopped = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(r.stopped)
+		for {
+			r.mu.Lock()
+			wait := lo + time.Duration(r.rng.Int64N(int64(hi-lo)))
+			down := time.Duration(100+r.rng.IntN(400)) * time.Millisecond
+			r.mu.Unlock()
+			select {
+			case <-r.stop:
+				return
+			case <-time.After(wait):
+			}
+			r.kill()
+			r.mu.Lock()
+			r.kills++
+			r.mu.Unlock()
+			time.Sleep(down)
+			r.start()
+		}
+	}()
+}
+
+func (r *faultRun) stopKilling() {
+	close(r.stop)
+	<-r.stopped
+}
+
+// deliver sends n text messages from a few senders, as Meta does: each
+// webhook is posted until it is answered 200.
+func (r *faultRun) deliver(n, workers int) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				sender := fmt.Sprintf("1650555%04d", i%7)
+				body := textWebhook(r.id(i), sender, fmt.Sprintf("Question number %d?", i))
+				r.postUntilOK(body, 5*time.Minute)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// id is the wamid of message i of this run.
+func (r *faultRun) id(i int) string { return fmt.Sprintf("wamid.faults.%s.%d", r.runID, i) }
+
+// postUntilOK posts a signed webhook until it is answered 200, as Meta
+// retries anything else.
+func (r *faultRun) postUntilOK(body []byte, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+r.front.Addr()+"/", bytes.NewReader(body))
+		req.Header.Set(graphapi.SignatureHeader, graphapi.ComputeSignature(body, secret))
+		resp, err := r.http.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r.t.Errorf("a webhook was never answered 200 within %v", limit)
+}
+
+// postStatus posts the "sent" status of m, echoing its tag, after a moment.
+func (r *faultRun) postStatus(m graphapitest.Message) {
+	time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
+	status := map[string]any{
+		"id": m.ID, "status": "sent", "timestamp": strconv.FormatInt(time.Now().Unix(), 10),
+		"recipient_id": m.To, "biz_opaque_callback_data": m.CallbackData,
+	}
+	body, _ := json.Marshal(envelope(map[string]any{"statuses": []any{status}}))
+	r.postUntilOK(body, time.Minute)
+}
+
+// textWebhook is Meta's notification of one text message.
+func textWebhook(id, sender, text string) []byte {
+	msg := map[string]any{"from": sender, "id": id, "timestamp": strconv.FormatInt(time.Now().Unix(), 10),
+		"type": "text", "text": map[string]string{"body": text}}
+	body, _ := json.Marshal(envelope(map[string]any{
+		"contacts": []any{map[string]any{"profile": map[string]string{"name": "Faults"}, "wa_id": sender}},
+		"messages": []any{msg},
+	}))
+	return body
+}
+
+func envelope(value map[string]any) map[string]any {
+	value["messaging_product"] = "whatsapp"
+	value["metadata"] = map[string]string{"display_phone_number": "15550001111", "phone_number_id": "106540352242922"}
+	return map[string]any{"object": "whatsapp_business_account", "entry": []any{map[string]any{
+		"id": "102290129340398", "changes": []any{map[string]any{"field": "messages", "value": value}}}}}
+}
+
+// outcome is what reached the user for each inbound message, by part.
+func (r *faultRun) outcome() map[string]map[string]int {
+	got := map[string]map[string]int{}
+	for _, m := range r.graph.Messages() {
+		id, part, ok := r.tags.Open(m.CallbackData)
+		if !ok {
+			r.t.Errorf("a message went out without our tag: %q", m.Text)
+			continue
+		}
+		if got[id] == nil {
+			got[id] = map[string]int{}
+		}
+		got[id][part]++
+	}
+	return got
+}
+
+// awaitReplies waits until every one of n messages got something.
+func (r *faultRun) awaitReplies(n int, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) && len(r.outcome()) < n {
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type faultCounts struct{ answers, fallbacks int }
+
+// check asserts the invariant for each of n messages: exactly one answer
+// (text.1) or exactly one fallback reached the user; none lost, none doubled.
+func (r *faultRun) check(n int) faultCounts {
+	got := r.outcome()
+	var c faultCounts
+	for i := range n {
+		id := r.id(i)
+		parts := got[id]
+		switch {
+		case parts["text.1"] == 1 && len(parts) == 1:
+			c.answers++
+		case parts[store.FallbackPart] == 1 && len(parts) == 1:
+			c.fallbacks++
+		default:
+			r.t.Errorf("message %d: the user got %v, want exactly one answer or one fallback", i, parts)
+		}
+	}
+	return c
+}
+
+func trimScheme(u string) string { return u[len("http://"):] }
