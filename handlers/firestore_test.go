@@ -99,3 +99,39 @@ func BenchmarkBatchOfThousand(b *testing.B) {
 		})
 	}
 }
+
+// hangUpQueue fails every Enqueue the way a request that ended fails it:
+// Meta hung up, or the publish ran past the deadline.
+type hangUpQueue struct{ cancel context.CancelFunc }
+
+func (q hangUpQueue) Enqueue(ctx context.Context, _ []queue.Job) error {
+	q.cancel()
+	return ctx.Err()
+}
+
+// TestReleaseOutlivesTheRequest: when queueing fails because the request
+// itself ended, the markers are still released (with a context of their
+// own), so Meta's redelivery is queued rather than dropped as a duplicate.
+func TestReleaseOutlivesTheRequest(t *testing.T) {
+	t.Parallel()
+	st := storetest.Firestore(t, store.Options{})
+	body := withFreshIDs(fixture(t, "text.json"))
+	ctx, cancel := context.WithCancel(context.Background())
+	tags, _ := store.NewTags(secret)
+	hung := handlers.New(handlers.Deps{AppSecret: secret, VerifyToken: verifyToken, Store: st,
+		Queue: hangUpQueue{cancel}, Logger: slog.New(slog.DiscardHandler), Tags: tags})
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set(graphapi.SignatureHeader, graphapi.ComputeSignature(body, secret))
+	rec := httptest.NewRecorder()
+	hung.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("POST whose request ended while queueing = %d, want 503", rec.Code)
+	}
+	h := newHarness(t, st)
+	if rec := h.postSigned(t, body); rec.Code != http.StatusOK {
+		t.Fatalf("redelivery = %d, want 200", rec.Code)
+	}
+	if jobs := h.drained(t); len(jobs) != 1 {
+		t.Errorf("redelivery queued %d jobs, want 1", len(jobs))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -471,3 +472,84 @@ func (s *syncBuffer) String() string {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// TestStrandedMessageIsQueuedAgain: a message accepted but never queued
+// (the process died between the two) is queued again by Meta's redelivery
+// once the accept grace has passed, and answered 503 before, never taken for
+// a duplicate.
+func TestStrandedMessageIsQueuedAgain(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	st := store.NewMemory(store.Options{Now: clock})
+	body := fixture(t, "text.json")
+	p, _ := graphapi.ParsePayload(body)
+	id := p.Entry[0].Changes[0].Value.Messages[0].ID
+	if _, err := st.Accept(context.Background(), []string{id}); err != nil { // then the crash
+		t.Fatal(err)
+	}
+	h := newHarness(t, st)
+	if rec := h.postSigned(t, body); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("redelivery within the grace = %d, want 503", rec.Code)
+	}
+	mu.Lock()
+	now = now.Add(store.DefaultAcceptGrace)
+	mu.Unlock()
+	if rec := h.postSigned(t, body); rec.Code != http.StatusOK {
+		t.Errorf("redelivery after the grace = %d, want 200", rec.Code)
+	}
+	if jobs := h.drained(t); len(jobs) != 1 {
+		t.Errorf("queued %d jobs, want the stranded message once", len(jobs))
+	}
+}
+
+// TestStatusWithOurTagConfirmsThePart: a status webhook echoing the tag of a
+// reply part settles that part as sent, so a send whose answer was lost is
+// not repeated.
+func TestStatusWithOurTagConfirmsThePart(t *testing.T) {
+	t.Parallel()
+	st := store.NewMemory(store.Options{})
+	h := newHarness(t, st)
+	const inbound = "wamid.inbound.1"
+	m, err := st.Claim(context.Background(), inbound, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.StartSend(context.Background(), inbound, m.Attempts, "audio")
+	tags, _ := store.NewTags(secret)
+	status := fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{
+		"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"2"},
+		"statuses":[{"id":"wamid.out.1","status":"sent","timestamp":"1","recipient_id":"16505551234",
+		"biz_opaque_callback_data":%q}]}}]}]}`, tags.Seal(inbound, "audio"))
+	if rec := h.postSigned(t, []byte(status)); rec.Code != http.StatusOK {
+		t.Fatalf("POST of the status = %d, want 200", rec.Code)
+	}
+	m, _ = st.Renew(context.Background(), inbound, m.Attempts, time.Minute)
+	if _, uncertain := m.Uncertain("audio"); uncertain || !slices.Contains(m.Sent, "audio") {
+		t.Errorf("after the status: sent %q, uncertain %v; want audio sent", m.Sent, uncertain)
+	}
+	if !strings.Contains(h.logs.String(), `"confirmed":1`) {
+		t.Errorf("webhook log does not count the confirmation:\n%s", h.logs)
+	}
+}
+
+// TestInfoLogsHashTheWamid: a wamid holds the sender's number, so above
+// debug level only its keyed hash is logged.
+func TestInfoLogsHashTheWamid(t *testing.T) {
+	t.Parallel()
+	h := newHarnessAt(t, store.NewMemory(store.Options{}), slog.LevelInfo)
+	body := fixture(t, "text.json")
+	h.postSigned(t, body)
+	h.postSigned(t, fixture(t, "status_failed.json"))
+	h.drained(t)
+	p, _ := graphapi.ParsePayload(body)
+	id := p.Entry[0].Changes[0].Value.Messages[0].ID
+	logs := h.logs.String()
+	if strings.Contains(logs, id) || strings.Contains(logs, "wamid.") {
+		t.Errorf("info logs contain a raw wamid:\n%s", logs)
+	}
+	if hash := logging.NewIDs(secret).Of(id); !strings.Contains(logs, hash) {
+		t.Errorf("info logs lack the message's hash %s:\n%s", hash, logs)
+	}
+}

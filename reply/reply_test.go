@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -615,4 +616,70 @@ func TestNoFallbackAfterAnAnswer(t *testing.T) {
 	h.handle(t, j)
 	h.wantSent(t, "audio(voice=true)")
 	h.marker(t, j.Message.ID)
+}
+
+// TestNoFallbackAfterASendInFlight: the answer's send is still in flight when
+// the attempt's budget runs out. Whether Meta took it is unknown, so no
+// fallback may follow it; the message is handed back, and the next attempt,
+// seeing the send confirmed by its status, sends nothing more.
+func TestNoFallbackAfterASendInFlight(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{Mode: reply.Text, Budget: 2 * time.Second, ConfirmWindow: time.Hour})
+	h.graph.SetFaults(func(k graphapitest.Kind) graphapitest.Fault {
+		if k == graphapitest.KindMessages {
+			return graphapitest.Fault{Delay: 3 * time.Second}
+		}
+		return graphapitest.Fault{}
+	})
+	j := job(t, "text.json")
+	h.store.Accept(context.Background(), []string{j.Message.ID})
+	if err := h.p.Handle(context.Background(), j); err == nil {
+		t.Fatal("Handle = nil with the send's outcome unknown, want an error so the message is tried again")
+	}
+	time.Sleep(2 * time.Second) // the slow send arrives at Meta
+	h.graph.SetFaults(nil)
+	msgs := h.graph.Messages()
+	if len(msgs) != 1 || msgs[0].Text == reply.DefaultFallback {
+		t.Fatalf("sent %v, want the answer alone", h.sent())
+	}
+	// Meta's status for it echoes the tag; the webhook confirms the part.
+	tags, _ := store.NewTags("test-app-secret")
+	id, part, ok := tags.Open(msgs[0].CallbackData)
+	if !ok || id != j.Message.ID {
+		t.Fatalf("the answer's tag %q does not open to this message", msgs[0].CallbackData)
+	}
+	if err := h.store.Confirm(context.Background(), id, part); err != nil {
+		t.Fatal(err)
+	}
+	h.handle(t, j)
+	if len(h.graph.Messages()) != 1 {
+		t.Errorf("sent %v after the retry, want the answer alone", h.sent())
+	}
+	h.marker(t, j.Message.ID)
+}
+
+// TestUncertainSendIsRepeatedOnlyAfterTheWindow: a send's answer is lost and
+// no status comes; the part is sent again only once the confirmation window
+// has passed, and never beside a fallback.
+func TestUncertainSendIsRepeatedOnlyAfterTheWindow(t *testing.T) {
+	t.Parallel()
+	const window = 1500 * time.Millisecond
+	h := newHarness(t, reply.Options{Mode: reply.Text, ConfirmWindow: window})
+	var lost atomic.Bool
+	h.graph.SetFaults(func(k graphapitest.Kind) graphapitest.Fault {
+		if k == graphapitest.KindMessages && lost.CompareAndSwap(false, true) {
+			return graphapitest.Fault{Lose: true}
+		}
+		return graphapitest.Fault{}
+	})
+	j := job(t, "text.json")
+	start := time.Now()
+	h.handle(t, j)
+	if took := time.Since(start); took < window {
+		t.Errorf("the send was repeated after %v, before the %v window", took, window)
+	}
+	msgs := h.graph.Messages()
+	if len(msgs) != 2 || msgs[0].Text != msgs[1].Text || msgs[0].Text == reply.DefaultFallback {
+		t.Errorf("sent %v, want the answer twice (lost, then repeated) and no fallback", h.sent())
+	}
 }

@@ -124,9 +124,10 @@ func speechEndpoint(location string) string {
 
 // Client transcribes and synthesizes speech. It is safe for concurrent use.
 //
-// The Google client libraries retry Unavailable and DeadlineExceeded on their
-// own, with backoff, until the context ends, so callers should give every
-// call a context with a deadline.
+// The Google client libraries would retry Unavailable and DeadlineExceeded on
+// their own; New switches that off for the calls the reply pipeline makes,
+// because the pipeline retries them (package retry) and two layers would
+// multiply the attempts. Callers bound each call with their context.
 type Client struct {
 	stt        *speechapi.Client
 	tts        *texttospeech.Client
@@ -158,6 +159,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		stt.Close()
 		return nil, fmt.Errorf("text-to-speech client: %w", err)
 	}
+
+	// One layer retries: the pipeline's (see Client).
+	stt.CallOptions.Recognize = nil
+	stt.CallOptions.BatchRecognize = nil
+	tts.CallOptions.SynthesizeSpeech = nil
 
 	languages := make([]string, len(cfg.STTLanguages))
 	for i, l := range cfg.STTLanguages {

@@ -223,28 +223,20 @@ func TestTranscribeFailures(t *testing.T) {
 	}
 }
 
-// TestTranscribeRetries shows what the client library does with Unavailable
-// on its own: it retries with backoff until the call's context ends, so
-// callers bound Transcribe with a deadline.
-func TestTranscribeRetries(t *testing.T) {
+// TestTranscribeDoesNotRetry checks that the client library's own retries
+// are off: one Unavailable is one failed call, reported as transient, and the
+// pipeline's retry policy is the only layer that tries again.
+func TestTranscribeDoesNotRetry(t *testing.T) {
 	t.Parallel()
 	c, srv := newClient(t)
 	audio := readFile(t, "../testdata/voice_note.ogg")
 
-	srv.FailNext(speechtest.Recognize, 2, codes.Unavailable)
-	if _, err := c.Transcribe(t.Context(), audio, ""); err != nil {
-		t.Errorf("Transcribe after two Unavailable = %v, want the library to retry", err)
+	srv.FailNext(speechtest.Recognize, 1, codes.Unavailable)
+	if _, err := c.Transcribe(t.Context(), audio, ""); !speech.IsTransient(err) {
+		t.Errorf("Transcribe after Unavailable = %v, want a transient error", err)
 	}
-	if n := len(srv.RecognizeRequests()); n != 3 {
-		t.Errorf("%d Recognize calls, want 3", n)
-	}
-
-	srv.FailNext(speechtest.Recognize, 1000, codes.Unavailable)
-	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-	defer cancel()
-	_, err := c.Transcribe(ctx, audio, "")
-	if !speech.IsTransient(err) {
-		t.Errorf("Transcribe while unavailable = %v, want a transient error", err)
+	if n := len(srv.RecognizeRequests()); n != 1 {
+		t.Errorf("%d Recognize calls, want 1: the library must not retry", n)
 	}
 }
 

@@ -464,7 +464,7 @@ func hangUp(w http.ResponseWriter) {
 // discardWriter is a ResponseWriter whose answer goes nowhere.
 type discardWriter struct{ header http.Header }
 
-func (d discardWriter) Header() http.Header         { return d.header }
+func (d discardWriter) Header() http.Header       { return d.header }
 func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (discardWriter) WriteHeader(int)             {}
 
