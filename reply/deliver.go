@@ -223,15 +223,22 @@ func isUncertain(m store.Marker, part string) bool {
 	return ok
 }
 
-// markSent records a delivered part. A failure to record is logged, not
-// returned: the part did go out, and returning would send the fallback; a
-// later attempt finds the part uncertain and waits for its status instead of
-// repeating it.
+// markSent records a delivered part, retrying for a while on a context of
+// its own: the part did go out, and a record lost here would leave it
+// uncertain, to be sent again unless a status confirms it. A failure after
+// the retries is logged, not returned, since returning would send the
+// fallback.
 func (a *attempt) markSent(ctx context.Context, part string) {
 	a.mu.Lock()
 	a.sent[part] = true
 	a.mu.Unlock()
-	if err := a.p.deps.Store.MarkSent(context.WithoutCancel(ctx), a.id, part); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.p.opts.reserve())
+	defer cancel()
+	_, err := retry.Do(ctx, retry.Policy{Initial: 100 * time.Millisecond, Attempts: 6,
+		Retryable: func(error) bool { return true }}, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, a.p.deps.Store.MarkSent(ctx, a.id, part)
+	})
+	if err != nil {
 		a.log.Error("sent part not recorded", "part", part, "error", err)
 	}
 }

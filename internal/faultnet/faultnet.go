@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // Proxy forwards connections from its address to a target.
@@ -20,6 +21,7 @@ type Proxy struct {
 	cut func() bool
 
 	mu     sync.Mutex
+	delay  time.Duration
 	target string
 	conns  map[net.Conn]bool
 	dead   bool
@@ -45,6 +47,14 @@ func (p *Proxy) SetTarget(target string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.target = target
+}
+
+// SetDelay holds each later chunk of an answer for d, as a slow dependency
+// would.
+func (p *Proxy) SetDelay(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = d
 }
 
 // CloseConns closes every open connection, as a crash of the process behind
@@ -113,6 +123,10 @@ func (p *Proxy) forward(in net.Conn) {
 	for {
 		n, err := out.Read(buf)
 		if n > 0 {
+			p.mu.Lock()
+			delay := p.delay
+			p.mu.Unlock()
+			time.Sleep(delay)
 			if p.cut != nil && p.cut() {
 				closeBoth()
 				return
