@@ -54,8 +54,11 @@ func (t *Tags) Seal(id, part string) string {
 }
 
 // Open returns the message id and part sealed in tag; ok is false for a tag
-// that is not ours or was altered.
+// that is not ours or was altered. A nil Tags opens nothing.
 func (t *Tags) Open(tag string) (id, part string, ok bool) {
+	if t == nil || tag == "" {
+		return "", "", false
+	}
 	b, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(tag, tagPrefix))
 	if !strings.HasPrefix(tag, tagPrefix) || err != nil || len(b) < t.aead.NonceSize() {
 		return "", "", false

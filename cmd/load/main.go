@@ -201,8 +201,13 @@ func serveIntake(addr, secret, level string) error {
 	logger := logging.New(os.Stdout, l)
 	q := queue.NewInProcess(func(context.Context, queue.Job) error { return nil }, queue.InProcessOptions{Logger: logger})
 	fmt.Fprintf(os.Stderr, "load: webhook intake on http://%s/\n", addr)
+	tags, err := store.NewTags(secret)
+	if err != nil {
+		return err
+	}
 	return http.ListenAndServe(addr, handlers.New(handlers.Deps{
 		AppSecret: secret, VerifyToken: "load", Store: store.NewMemory(store.Options{}), Queue: q, Logger: logger,
+		IDs: logging.NewIDs(secret), Tags: tags,
 	}))
 }
 
