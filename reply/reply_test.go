@@ -3,6 +3,7 @@ package reply_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -167,8 +168,8 @@ func (h *harness) marker(t *testing.T, id string) store.Marker {
 	t.Helper()
 	// A claim of a replied message reports it without changing it.
 	m, err := h.store.Claim(context.Background(), id, time.Minute)
-	if err == nil {
-		t.Fatalf("message %s was not completed: claim succeeded with %+v", id, m)
+	if !errors.Is(err, store.ErrReplied) {
+		t.Fatalf("message %s was not completed: Claim = %+v, %v; want ErrReplied", id, m, err)
 	}
 	return m
 }
