@@ -9,10 +9,16 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"cloud.google.com/go/firestore"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // emulatorProject is the project the tests use in the Firestore emulator.
@@ -21,7 +27,7 @@ const emulatorProject = "test-project"
 // emulatorClient connects to the emulator named by FIRESTORE_EMULATOR_HOST.
 // Without one the test is skipped, except in CI, which starts the emulator:
 // there a skip would hide a failure.
-func emulatorClient(tb testing.TB) *firestore.Client {
+func emulatorClient(tb testing.TB, opts ...option.ClientOption) *firestore.Client {
 	tb.Helper()
 	if os.Getenv("FIRESTORE_EMULATOR_HOST") == "" {
 		if os.Getenv("CI") == "true" {
@@ -29,7 +35,7 @@ func emulatorClient(tb testing.TB) *firestore.Client {
 		}
 		tb.Skip("FIRESTORE_EMULATOR_HOST is not set; start the Firestore emulator to run this test")
 	}
-	client, err := firestore.NewClient(tb.Context(), emulatorProject)
+	client, err := firestore.NewClient(tb.Context(), emulatorProject, opts...)
 	if err != nil {
 		tb.Fatalf("firestore.NewClient: %v", err)
 	}
@@ -162,3 +168,66 @@ func TestDocID(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptStrandsNothingOnUnknownOutcome: a Create that commits on the
+// server but whose answer is lost leaves a marker Accept did not see made.
+// Whatever the client makes of that (it may retry the commit and then find
+// the document), the message must never come out a Duplicate: Accept either
+// fails and releases it, or says it is New or Pending (the webhook answers
+// 503), and Meta's redelivery after the grace queues it.
+func TestAcceptStrandsNothingOnUnknownOutcome(t *testing.T) {
+	var timeouts atomic.Int32
+	timeouts.Store(2)
+	// commitThenTimeout lets Commits through, and reports for the first two
+	// that their deadline passed, as when the answer is lost on the way back.
+	commitThenTimeout := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if strings.HasSuffix(method, "/Commit") && err == nil && timeouts.Add(-1) >= 0 {
+			return status.Error(codes.DeadlineExceeded, "answer lost after commit")
+		}
+		return err
+	}
+	c := newClock()
+	// With the emulator, the client ignores dial options: give it a
+	// connection of our own, with the emulator's owner credentials.
+	conn, err := grpc.NewClient(os.Getenv("FIRESTORE_EMULATOR_HOST"),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(ownerCreds{}),
+		grpc.WithUnaryInterceptor(commitThenTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	faulty := emulatorClient(t, option.WithGRPCConn(conn))
+	prefix := testPrefix()
+	s := newFirestore(faulty, Options{Now: c.Now}, prefix)
+	ids := []string{"a", "b", "c"}
+	got, err := s.Accept(t.Context(), ids)
+	if n := timeouts.Load(); n > 0 {
+		t.Fatalf("%d injected timeouts left unused: the fault never struck", n)
+	}
+	for i, a := range got {
+		if a != New && a != Pending {
+			t.Errorf("Accept(%s) with its commit's answer lost = %v, want New or Pending", ids[i], a)
+		}
+	}
+	t.Logf("Accept with lost commit answers = %v, %v", got, err)
+	c.Advance(DefaultAcceptGrace)
+	clean := newFirestore(emulatorClient(t), Options{Now: c.Now}, prefix)
+	again, err := clean.Accept(t.Context(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range again {
+		if !a.Queue() {
+			t.Errorf("redelivery of %s after the grace = %v, want it queued (New or Requeue)", ids[i], a)
+		}
+	}
+}
+
+// ownerCreds is what the Firestore client sends the emulator: full access.
+type ownerCreds struct{}
+
+func (ownerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer owner"}, nil
+}
+func (ownerCreds) RequireTransportSecurity() bool { return false }
