@@ -199,7 +199,9 @@ func (a *attempt) sendPart(ctx context.Context, part string, send func(ctx conte
 // ConfirmWindow has passed since its send started. It returns errUnsettled
 // when ctx ends first.
 func (a *attempt) awaitConfirmation(ctx context.Context, part string, since time.Time) error {
-	poll := min(time.Second, a.p.opts.ConfirmWindow/10)
+	// Every poll is a write to the marker: Firestore takes about one a
+	// second per document.
+	poll := min(2*time.Second, a.p.opts.ConfirmWindow/10)
 	for {
 		m, err := a.renew(ctx)
 		switch {

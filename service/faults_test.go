@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,7 +65,7 @@ func TestFaults(t *testing.T) {
 	rates := faultRates{storeCut: 0.01, sendDrop: 0.08, sendLose: 0.08, sendSlow: 0.03, status: status, llmFailure: 0.1}
 	r := newFaultRun(t, seed, rates, map[string]string{
 		"CLAIM_LEASE":         "1s",
-		"SEND_CONFIRM_WINDOW": "2s",
+		"SEND_CONFIRM_WINDOW": "5s",
 	})
 	r.killEvery(1500*time.Millisecond, 3*time.Second)
 	start := time.Now()
@@ -72,7 +73,7 @@ func TestFaults(t *testing.T) {
 	r.awaitReplies(messages, 3*time.Minute)
 	// Late copies would come from a send repeated after its confirmation
 	// window, or from a zombie attempt: give them time to show.
-	time.Sleep(4 * time.Second)
+	time.Sleep(7 * time.Second)
 	r.stopKilling()
 
 	counts := r.check(messages, status == 1)
@@ -200,9 +201,23 @@ func newFaultRun(t *testing.T, seed uint64, rates faultRates, settings map[strin
 			go r.postStatus(m)
 		}
 	}))
+	var sends atomic.Int32
 	r.graph.SetFaults(func(kind graphapitest.Kind) graphapitest.Fault {
 		if kind != graphapitest.KindMessages {
 			return graphapitest.Fault{}
+		}
+		// The first sends meet one fault of each kind, so that even a short
+		// run proves something whatever the draws; the rest are drawn.
+		switch n := sends.Add(1); {
+		case n == 1 && rates.sendDrop > 0:
+			r.count("sendDrop")
+			return graphapitest.Fault{Drop: true}
+		case n == 2 && rates.sendLose > 0:
+			r.count("sendLose")
+			return graphapitest.Fault{Lose: true}
+		case n == 3 && rates.sendSlow > 0:
+			r.count("sendSlow")
+			return graphapitest.Fault{Delay: 1500 * time.Millisecond}
 		}
 		switch {
 		case r.chance("sendDrop", rates.sendDrop):
@@ -278,6 +293,13 @@ func (r *faultRun) chance(fault string, p float64) bool {
 	}
 	r.injected[fault]++
 	return true
+}
+
+// count records a fault injected without a draw.
+func (r *faultRun) count(fault string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.injected[fault]++
 }
 
 func (r *faultRun) n(fault string) int {
