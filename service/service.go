@@ -55,6 +55,9 @@ type Service struct {
 // New builds the service described by cfg. On error it has closed whatever
 // it had opened.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Service, err error) {
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
 	s := &Service{}
 	defer func() {
 		if err != nil {
