@@ -84,11 +84,17 @@ change() {
   gcloud --project="$PROJECT" --quiet "$@"
 }
 secret_id() { echo "$1" | tr '[:upper:]_' '[:lower:]-'; }
+# trim prints $1 without surrounding whitespace, as the function reads it: a
+# pasted secret often ends in a newline.
+trim() {
+  local v=${1#"${1%%[![:space:]]*}"}
+  printf '%s' "${v%"${v##*[![:space:]]}"}"
+}
 # secret_value NAME prints the secret from the environment, else the latest
 # stored version.
 secret_value() {
   if [ -n "${!1:-}" ]; then
-    printf '%s' "${!1}"
+    trim "${!1}"
   else
     query secrets versions access latest --secret="$(secret_id "$1")"
   fi
@@ -131,9 +137,7 @@ declare -A version # secret name -> the version the function is deployed with
 for name in "${SECRETS[@]}"; do
   secret=$(secret_id "$name")
   exists secrets describe "$secret" || change secrets create "$secret" --replication-policy=automatic
-  value=${!name:-}
-  value=${value#"${value%%[![:space:]]*}"} # the function trims them too
-  value=${value%"${value##*[![:space:]]}"}
+  value=$(trim "${!name:-}")
   current=$(query secrets versions access latest --secret="$secret" 2>/dev/null || true)
   if [ -n "$value" ] && [ "$value" != "$current" ]; then
     change secrets versions add "$secret" --data-file=- < <(printf '%s' "$value")

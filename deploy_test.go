@@ -169,17 +169,22 @@ func golden(t *testing.T, name string, lines []string) {
 	}
 }
 
-// lineDiff lists the lines only in want (-) and only in got (+).
+// lineDiff lists the lines want has more often than got (-) and the other
+// way round (+).
 func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	count := map[string]int{}
+	for _, l := range strings.Split(want, "\n") {
+		count[l]++
+	}
+	for _, l := range strings.Split(got, "\n") {
+		count[l]--
+	}
 	var b strings.Builder
-	for _, l := range w {
-		if !slices.Contains(g, l) {
+	for _, l := range slices.Sorted(maps.Keys(count)) {
+		for n := count[l]; n > 0; n-- {
 			b.WriteString("- " + l + "\n")
 		}
-	}
-	for _, l := range g {
-		if !slices.Contains(w, l) {
+		for n := count[l]; n < 0; n++ {
 			b.WriteString("+ " + l + "\n")
 		}
 	}
@@ -270,15 +275,20 @@ func TestDeploy(t *testing.T) {
 	}
 
 	// A new access token: a new version, deployed, and the old one disabled.
+	// The other two are given again unchanged (one pasted with a newline):
+	// they are not stored again, and the smoke check still passes.
 	out, calls, err = d.run(t, map[string]string{"PROJECT": "demo-project", "REGION": "europe-west1",
-		"WHATSAPP_ACCESS_TOKEN": "rotated-token\n", "WHATSAPP_APP_SECRET": deployEnv["WHATSAPP_APP_SECRET"]})
+		"WHATSAPP_ACCESS_TOKEN": "rotated-token\n", "WHATSAPP_APP_SECRET": deployEnv["WHATSAPP_APP_SECRET"],
+		"WHATSAPP_VERIFY_TOKEN": deployEnv["WHATSAPP_VERIFY_TOKEN"] + "\n"})
 	must(t, out, err)
 	golden(t, "rotation", calls)
 	if got, want := secretVersions(t, d, "whatsapp-access-token"), map[string]string{"1": "DISABLED", "2": "ENABLED"}; !maps.Equal(got, want) {
 		t.Errorf("access token versions = %v, want %v", got, want)
 	}
-	if got, want := secretVersions(t, d, "whatsapp-app-secret"), map[string]string{"1": "ENABLED"}; !maps.Equal(got, want) {
-		t.Errorf("app secret versions = %v, want %v (the same value is not stored again)", got, want)
+	for _, secret := range []string{"whatsapp-app-secret", "whatsapp-verify-token"} {
+		if got, want := secretVersions(t, d, secret), map[string]string{"1": "ENABLED"}; !maps.Equal(got, want) {
+			t.Errorf("%s versions = %v, want %v (the same value is not stored again)", secret, got, want)
+		}
 	}
 	if b, _ := os.ReadFile(filepath.Join(d.state, "secrets", "whatsapp-access-token", "2.data")); string(b) != "rotated-token" {
 		t.Errorf("stored access token = %q, want it without the newline", b)
