@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,24 @@ const (
 	maxHistoryTurns = 100
 )
 
+// Store names where markers and conversation turns are kept.
+type Store string
+
+// The stores.
+const (
+	Memory    Store = "memory"
+	Firestore Store = "firestore"
+)
+
+// Queue names how accepted messages reach the reply pipeline.
+type Queue string
+
+// The queues.
+const (
+	InProcess Queue = "inprocess"
+	PubSub    Queue = "pubsub"
+)
+
 // Config is every setting the service reads.
 type Config struct {
 	// Meta.
@@ -40,8 +59,8 @@ type Config struct {
 	Location string // GOOGLE_CLOUD_LOCATION, for Gemini; empty means the gemini package's default
 
 	// Backends.
-	Store       string        // STORE: memory or firestore
-	Queue       string        // QUEUE: inprocess or pubsub
+	Store       Store         // STORE: memory or firestore
+	Queue       Queue         // QUEUE: inprocess or pubsub
 	MediaBucket string        // MEDIA_BUCKET: Cloud Storage bucket; empty means MediaDir
 	MediaDir    string        // MEDIA_DIR: local folder for staged audio
 	MarkerTTL   time.Duration // MARKER_TTL: how long a message id is remembered
@@ -99,8 +118,8 @@ func Load(getenv func(string) string) (Config, error) {
 		Project:  r.str("GOOGLE_CLOUD_PROJECT", ""),
 		Location: r.str("GOOGLE_CLOUD_LOCATION", ""),
 
-		Store:       r.oneOf("STORE", "memory", "memory", "firestore"),
-		Queue:       r.oneOf("QUEUE", "inprocess", "inprocess", "pubsub"),
+		Store:       oneOf(&r, "STORE", Memory, Memory, Firestore),
+		Queue:       oneOf(&r, "QUEUE", InProcess, InProcess, PubSub),
 		MediaBucket: r.str("MEDIA_BUCKET", ""),
 		MediaDir:    r.str("MEDIA_DIR", ".media"),
 		MarkerTTL:   r.duration("MARKER_TTL", MetaRetryWindow),
@@ -116,7 +135,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SystemPrompt: r.str("SYSTEM_PROMPT", ""),
 		HistoryTurns: r.positive("HISTORY_TURNS", 10, maxHistoryTurns),
 		HistoryTTL:   r.duration("HISTORY_TTL", 24*time.Hour),
-		ReplyMode:    r.oneOf("REPLY_MODE", "audio", "audio", "text", "both", "mirror"),
+		ReplyMode:    oneOf(&r, "REPLY_MODE", "audio", "audio", "text", "both", "mirror"),
 		Fallback:     r.str("FALLBACK_MESSAGE", ""),
 		STTModel:     r.str("STT_MODEL", ""),
 		STTLocation:  r.str("STT_LOCATION", ""),
@@ -139,10 +158,10 @@ func Load(getenv func(string) string) (Config, error) {
 		c.Warnings = append(c.Warnings, fmt.Sprintf(
 			"MARKER_TTL=%s is shorter than Meta's %s retry window: a late redelivery may be answered twice", c.MarkerTTL, MetaRetryWindow))
 	}
-	if c.Store == "firestore" && c.Project == "" {
+	if c.Store == Firestore && c.Project == "" {
 		r.fail("GOOGLE_CLOUD_PROJECT is required with STORE=firestore")
 	}
-	if c.Queue == "pubsub" {
+	if c.Queue == PubSub {
 		if c.Project == "" {
 			r.fail("GOOGLE_CLOUD_PROJECT is required with QUEUE=pubsub")
 		}
@@ -207,14 +226,17 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (r *reader) oneOf(name, def string, allowed ...string) string {
-	v := strings.ToLower(r.str(name, def))
-	for _, a := range allowed {
-		if v == a {
-			return v
-		}
+// oneOf reads one of the allowed values, in any case.
+func oneOf[T ~string](r *reader, name string, def T, allowed ...T) T {
+	v := T(strings.ToLower(r.str(name, string(def))))
+	if slices.Contains(allowed, v) {
+		return v
 	}
-	r.fail("%s=%q: want one of %s", name, v, strings.Join(allowed, ", "))
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	r.fail("%s=%q: want one of %s", name, v, strings.Join(names, ", "))
 	return def
 }
 
