@@ -51,8 +51,8 @@ type Config struct {
 	AppSecret    string // WHATSAPP_APP_SECRET: verifies webhook signatures
 	VerifyToken  string // WHATSAPP_VERIFY_TOKEN: answers the subscription handshake
 	AccessToken  string // WHATSAPP_ACCESS_TOKEN: Graph API bearer token
-	GraphBaseURL string // GRAPH_API_BASE_URL
-	GraphVersion string // GRAPH_API_VERSION
+	GraphBaseURL string // GRAPH_API_BASE_URL; empty means the graphapi package's default
+	GraphVersion string // GRAPH_API_VERSION; empty means the graphapi package's default
 
 	// Google Cloud.
 	Project  string // GOOGLE_CLOUD_PROJECT
@@ -112,8 +112,8 @@ func Load(getenv func(string) string) (Config, error) {
 		AppSecret:    r.required("WHATSAPP_APP_SECRET"),
 		VerifyToken:  r.required("WHATSAPP_VERIFY_TOKEN"),
 		AccessToken:  r.required("WHATSAPP_ACCESS_TOKEN"),
-		GraphBaseURL: r.baseURL("GRAPH_API_BASE_URL", "https://graph.facebook.com"),
-		GraphVersion: r.str("GRAPH_API_VERSION", "v25.0"),
+		GraphBaseURL: r.baseURL("GRAPH_API_BASE_URL"),
+		GraphVersion: r.str("GRAPH_API_VERSION", ""),
 
 		Project:  r.str("GOOGLE_CLOUD_PROJECT", ""),
 		Location: r.str("GOOGLE_CLOUD_LOCATION", ""),
@@ -207,12 +207,15 @@ func (r *reader) required(name string) string {
 
 // baseURL reads the URL of a service that is sent a bearer token: https, or
 // plain http only on this machine (the fakes and the sandbox).
-func (r *reader) baseURL(name, def string) string {
-	v := r.str(name, def)
+func (r *reader) baseURL(name string) string {
+	v := r.str(name, "")
+	if v == "" {
+		return ""
+	}
 	u, err := url.Parse(v)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopbackHost(u.Hostname()))) {
 		r.fail("%s=%q: want an https URL (plain http only on a loopback address)", name, v)
-		return def
+		return ""
 	}
 	return v
 }

@@ -37,7 +37,7 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if c.Store != "memory" || c.Queue != "inprocess" || c.MarkerTTL != 7*24*time.Hour ||
 		c.HistoryTurns != 10 || c.HistoryTTL != 24*time.Hour || c.ReplyMode != "audio" ||
-		c.GraphVersion != "v25.0" || c.GraphBaseURL != "https://graph.facebook.com" ||
+		c.GraphVersion != "" || c.GraphBaseURL != "" ||
 		c.MediaBucket != "" || c.MediaDir == "" || len(c.Warnings) != 0 {
 		t.Errorf("defaults = %+v", c)
 	}
