@@ -77,8 +77,13 @@ func newFunction(t *testing.T, appSecret string) http.Handler {
 
 func newDeploymentOf(t *testing.T, function http.Handler) *deployment {
 	t.Helper()
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("deploy.sh needs bash")
+	for _, tool := range []string{"bash", "curl", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("deploy.sh needs %s: %v", tool, err)
+			}
+			t.Skipf("deploy.sh needs %s: %v", tool, err)
+		}
 	}
 	server := httptest.NewServer(function)
 	t.Cleanup(server.Close)
