@@ -5,11 +5,15 @@ package whatsappnode
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,63 +24,110 @@ import (
 	"github.com/patternai/whatsapp-node/service"
 )
 
+// startTimeout bounds building the clients on Cloud Run, well inside the
+// startup probe's four minutes, so that a hung lookup fails the start too.
+const startTimeout = 30 * time.Second
+
 func init() {
 	functions.HTTP("Webhook", Webhook)
-	// On Cloud Run (K_SERVICE is set) the clients are built while the
-	// instance starts, which has CPU, instead of inside Meta's first webhook.
-	// Locally setup waits for the first request, after cmd/local has set up
-	// its sandbox's environment.
+	// On Cloud Run (K_SERVICE is set) the service is built here, before the
+	// Functions Framework listens. A bad setting then stops the instance and
+	// the new revision never becomes ready, so the previous one keeps
+	// serving, instead of answering 500 to every webhook.
 	if os.Getenv("K_SERVICE") != "" {
-		go setupOnce.Do(setup)
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		err := Start(ctx, os.Getenv, os.Stdout)
+		cancel()
+		if err != nil {
+			startLog.Error("cannot start", "error", err.Error())
+			os.Exit(1)
+		}
 	}
 }
 
 var (
-	setupOnce sync.Once
-	svc       *service.Service
-	setupErr  error
-	logger    = logging.New(os.Stdout, slog.LevelInfo)
+	startMu sync.Mutex // held while a service is being built
+	running atomic.Pointer[service.Service]
+	// startLog reports failures to start, before a configuration has
+	// chosen the level; Cloud Logging reads it from stdout.
+	startLog = logging.New(os.Stdout, slog.LevelInfo)
 )
 
-// setup builds the service once per instance, from the environment.
-func setup() {
-	cfg, err := config.Load(os.Getenv)
+// Start reads the configuration through getenv, builds the service and every
+// client it uses, and makes Webhook serve it; logs go to logs. It returns
+// every configuration problem at once, or the first client that could not be
+// built. On SIGINT or SIGTERM the service drains its queue and the process
+// exits, because the Functions Framework owns the server and has no shutdown
+// hook of its own. Cloud Run starts it from init; cmd/local calls it before it
+// serves, so that a bad setting stops it with the list instead of serving 500s.
+func Start(ctx context.Context, getenv func(string) string, logs io.Writer) error {
+	startMu.Lock()
+	defer startMu.Unlock()
+	if running.Load() != nil {
+		return errors.New("the service is already started")
+	}
+	return start(ctx, getenv, logs)
+}
+
+// start does Start's work; startMu is held.
+func start(ctx context.Context, getenv func(string) string, logs io.Writer) error {
+	cfg, err := config.Load(getenv)
 	if err != nil {
-		setupErr = err
-		return
+		return fmt.Errorf("configuration:\n%w", err)
 	}
-	logger = logging.New(os.Stdout, cfg.LogLevel)
+	logger := logging.New(logs, cfg.LogLevel)
 	slog.SetDefault(logger)
-	if svc, setupErr = service.New(context.Background(), cfg, logger); setupErr == nil {
-		go drainOnSignal()
+	svc, err := service.New(ctx, cfg, logger)
+	if err != nil {
+		return err
 	}
+	running.Store(svc)
+	go drainOnSignal(svc, logger)
+	return nil
 }
 
 // drainOnSignal lets queued replies finish when the instance is told to stop:
 // Cloud Run sends SIGTERM and waits 10 s before it kills the instance, and a
 // person stops cmd/local with Ctrl-C.
-func drainOnSignal() {
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Second)
+func drainOnSignal(svc *service.Service, logger *slog.Logger) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	<-ctx.Done()
+	stop()
+	drain, cancel := context.WithTimeout(context.Background(), 9*time.Second)
 	defer cancel()
-	if err := svc.Close(ctx); err != nil {
+	if err := svc.Close(drain); err != nil {
 		logger.Error("shutdown: queue not drained", "error", err)
 		os.Exit(1)
 	}
 	os.Exit(0)
 }
 
-// Webhook is the function's entry point. A setup error (a missing secret, an
-// unreachable backend) is reported on every request instead of crashing the
-// instance or serving without verification.
+// Webhook is the function's entry point.
 func Webhook(w http.ResponseWriter, r *http.Request) {
-	setupOnce.Do(setup)
-	if setupErr != nil {
-		logger.Error("service not configured", "error", setupErr)
+	svc, err := started()
+	if err != nil {
+		startLog.Error("service not started", "error", err.Error())
 		http.Error(w, "service unavailable", http.StatusInternalServerError)
 		return
 	}
 	svc.ServeHTTP(w, r)
+}
+
+// started returns the running service. When nothing has started one (a
+// Functions Framework harness that serves Webhook without calling Start), it
+// starts one from the process's environment. A failure is not kept: the next
+// request tries again, so a fixed setting or a recovered backend is picked up.
+func started() (*service.Service, error) {
+	if svc := running.Load(); svc != nil {
+		return svc, nil
+	}
+	startMu.Lock()
+	defer startMu.Unlock()
+	if svc := running.Load(); svc != nil {
+		return svc, nil
+	}
+	if err := start(context.Background(), os.Getenv, os.Stdout); err != nil {
+		return nil, err
+	}
+	return running.Load(), nil
 }

@@ -2,6 +2,8 @@ module github.com/patternai/whatsapp-node
 
 go 1.26.0
 
+toolchain go1.26.10
+
 require (
 	cloud.google.com/go/firestore v1.29.2
 	cloud.google.com/go/longrunning v1.3.0

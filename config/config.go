@@ -6,9 +6,43 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+)
+
+// Limits that keep the guarantees in the README true.
+const (
+	// MetaRetryWindow is how long Meta redelivers a webhook that was not
+	// acknowledged. A message id forgotten sooner can be answered twice.
+	MetaRetryWindow = 7 * 24 * time.Hour
+	// minMarkerTTL is the shortest MARKER_TTL accepted: below it even a
+	// redelivery within the hour, Meta's usual case, is answered again.
+	minMarkerTTL = time.Hour
+	// maxHistoryTurns bounds the turns sent to the model with every
+	// message; more only costs tokens and time.
+	maxHistoryTurns = 100
+)
+
+// Store names where markers and conversation turns are kept.
+type Store string
+
+// The stores.
+const (
+	Memory    Store = "memory"
+	Firestore Store = "firestore"
+)
+
+// Queue names how accepted messages reach the reply pipeline.
+type Queue string
+
+// The queues.
+const (
+	InProcess Queue = "inprocess"
+	PubSub    Queue = "pubsub"
 )
 
 // Config is every setting the service reads.
@@ -17,16 +51,16 @@ type Config struct {
 	AppSecret    string // WHATSAPP_APP_SECRET: verifies webhook signatures
 	VerifyToken  string // WHATSAPP_VERIFY_TOKEN: answers the subscription handshake
 	AccessToken  string // WHATSAPP_ACCESS_TOKEN: Graph API bearer token
-	GraphBaseURL string // GRAPH_API_BASE_URL
-	GraphVersion string // GRAPH_API_VERSION
+	GraphBaseURL string // GRAPH_API_BASE_URL; empty means the graphapi package's default
+	GraphVersion string // GRAPH_API_VERSION; empty means the graphapi package's default
 
 	// Google Cloud.
 	Project  string // GOOGLE_CLOUD_PROJECT
 	Location string // GOOGLE_CLOUD_LOCATION, for Gemini; empty means the gemini package's default
 
 	// Backends.
-	Store       string        // STORE: memory or firestore
-	Queue       string        // QUEUE: inprocess or pubsub
+	Store       Store         // STORE: memory or firestore
+	Queue       Queue         // QUEUE: inprocess or pubsub
 	MediaBucket string        // MEDIA_BUCKET: Cloud Storage bucket; empty means MediaDir
 	MediaDir    string        // MEDIA_DIR: local folder for staged audio
 	MarkerTTL   time.Duration // MARKER_TTL: how long a message id is remembered
@@ -64,6 +98,10 @@ type Config struct {
 	ConfirmWindow time.Duration // SEND_CONFIRM_WINDOW
 
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn or error
+
+	// Warnings are settings that work but weaken a guarantee; the service
+	// logs them when it starts.
+	Warnings []string
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map
@@ -74,18 +112,18 @@ func Load(getenv func(string) string) (Config, error) {
 		AppSecret:    r.required("WHATSAPP_APP_SECRET"),
 		VerifyToken:  r.required("WHATSAPP_VERIFY_TOKEN"),
 		AccessToken:  r.required("WHATSAPP_ACCESS_TOKEN"),
-		GraphBaseURL: r.str("GRAPH_API_BASE_URL", "https://graph.facebook.com"),
-		GraphVersion: r.str("GRAPH_API_VERSION", "v25.0"),
+		GraphBaseURL: r.baseURL("GRAPH_API_BASE_URL"),
+		GraphVersion: r.str("GRAPH_API_VERSION", ""),
 
 		Project:  r.str("GOOGLE_CLOUD_PROJECT", ""),
 		Location: r.str("GOOGLE_CLOUD_LOCATION", ""),
 
-		Store:       r.oneOf("STORE", "memory", "memory", "firestore"),
-		Queue:       r.oneOf("QUEUE", "inprocess", "inprocess", "pubsub"),
+		Store:       oneOf(&r, "STORE", Memory, Memory, Firestore),
+		Queue:       oneOf(&r, "QUEUE", InProcess, InProcess, PubSub),
 		MediaBucket: r.str("MEDIA_BUCKET", ""),
 		MediaDir:    r.str("MEDIA_DIR", ".media"),
-		MarkerTTL:   r.duration("MARKER_TTL", 7*24*time.Hour),
-		Workers:     r.positive("QUEUE_WORKERS", 8),
+		MarkerTTL:   r.duration("MARKER_TTL", MetaRetryWindow),
+		Workers:     r.positive("QUEUE_WORKERS", 8, 0),
 
 		PubSubTopic:          r.str("PUBSUB_TOPIC", "whatsapp-replies"),
 		PubSubServiceAccount: r.str("PUBSUB_SERVICE_ACCOUNT", ""),
@@ -95,9 +133,9 @@ func Load(getenv func(string) string) (Config, error) {
 		GeminiModel:  r.str("GEMINI_MODEL", ""),
 		GeminiURL:    r.str("GOOGLE_VERTEX_BASE_URL", ""),
 		SystemPrompt: r.str("SYSTEM_PROMPT", ""),
-		HistoryTurns: r.positive("HISTORY_TURNS", 10),
+		HistoryTurns: r.positive("HISTORY_TURNS", 10, maxHistoryTurns),
 		HistoryTTL:   r.duration("HISTORY_TTL", 24*time.Hour),
-		ReplyMode:    r.oneOf("REPLY_MODE", "audio", "audio", "text", "both", "mirror"),
+		ReplyMode:    oneOf(&r, "REPLY_MODE", "audio", "audio", "text", "both", "mirror"),
 		Fallback:     r.str("FALLBACK_MESSAGE", ""),
 		STTModel:     r.str("STT_MODEL", ""),
 		STTLocation:  r.str("STT_LOCATION", ""),
@@ -112,10 +150,18 @@ func Load(getenv func(string) string) (Config, error) {
 
 		LogLevel: r.level("LOG_LEVEL"),
 	}
-	if c.Store == "firestore" && c.Project == "" {
+	switch {
+	case c.MarkerTTL < minMarkerTTL:
+		r.fail("MARKER_TTL=%s: want at least %s (Meta redelivers for %s; 168h remembers every redelivery)",
+			c.MarkerTTL, minMarkerTTL, MetaRetryWindow)
+	case c.MarkerTTL < MetaRetryWindow:
+		c.Warnings = append(c.Warnings, fmt.Sprintf(
+			"MARKER_TTL=%s is shorter than Meta's %s retry window: a late redelivery may be answered twice", c.MarkerTTL, MetaRetryWindow))
+	}
+	if c.Store == Firestore && c.Project == "" {
 		r.fail("GOOGLE_CLOUD_PROJECT is required with STORE=firestore")
 	}
-	if c.Queue == "pubsub" {
+	if c.Queue == PubSub {
 		if c.Project == "" {
 			r.fail("GOOGLE_CLOUD_PROJECT is required with QUEUE=pubsub")
 		}
@@ -148,22 +194,52 @@ func (r *reader) str(name, def string) string {
 	return def
 }
 
+// required reads a secret. Surrounding whitespace is dropped: a newline left
+// by "echo secret | gcloud secrets versions add" would otherwise make every
+// signature check fail.
 func (r *reader) required(name string) string {
-	v := r.getenv(name)
-	if strings.TrimSpace(v) == "" {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
 		r.fail("%s is required", name)
 	}
 	return v
 }
 
-func (r *reader) oneOf(name, def string, allowed ...string) string {
-	v := strings.ToLower(r.str(name, def))
-	for _, a := range allowed {
-		if v == a {
-			return v
-		}
+// baseURL reads the URL of a service that is sent a bearer token: https, or
+// plain http only on this machine (the fakes and the sandbox).
+func (r *reader) baseURL(name string) string {
+	v := r.str(name, "")
+	if v == "" {
+		return ""
 	}
-	r.fail("%s=%q: want one of %s", name, v, strings.Join(allowed, ", "))
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopbackHost(u.Hostname()))) {
+		r.fail("%s=%q: want an https URL (plain http only on a loopback address)", name, v)
+		return ""
+	}
+	return v
+}
+
+// loopbackHost reports whether host names this machine.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// oneOf reads one of the allowed values, in any case.
+func oneOf[T ~string](r *reader, name string, def T, allowed ...T) T {
+	v := T(strings.ToLower(r.str(name, string(def))))
+	if slices.Contains(allowed, v) {
+		return v
+	}
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	r.fail("%s=%q: want one of %s", name, v, strings.Join(names, ", "))
 	return def
 }
 
@@ -180,17 +256,22 @@ func (r *reader) duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
-func (r *reader) positive(name string, def int) int {
+// positive reads a whole number from 1 to limit (no limit when limit is 0).
+func (r *reader) positive(name string, def, limit int) int {
 	v := r.str(name, "")
 	if v == "" {
 		return def
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
+	switch {
+	case err != nil || n <= 0:
 		r.fail("%s=%q: want a positive whole number", name, v)
-		return def
+	case limit > 0 && n > limit:
+		r.fail("%s=%d: want at most %d", name, n, limit)
+	default:
+		return n
 	}
-	return n
+	return def
 }
 
 func (r *reader) boolean(name string, def bool) bool {

@@ -37,8 +37,8 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	if c.Store != "memory" || c.Queue != "inprocess" || c.MarkerTTL != 7*24*time.Hour ||
 		c.HistoryTurns != 10 || c.HistoryTTL != 24*time.Hour || c.ReplyMode != "audio" ||
-		c.GraphVersion != "v25.0" || c.GraphBaseURL != "https://graph.facebook.com" ||
-		c.MediaBucket != "" || c.MediaDir == "" {
+		c.GraphVersion != "" || c.GraphBaseURL != "" ||
+		c.MediaBucket != "" || c.MediaDir == "" || len(c.Warnings) != 0 {
 		t.Errorf("defaults = %+v", c)
 	}
 }
@@ -103,5 +103,79 @@ func TestLoadReadsSettings(t *testing.T) {
 	if c.Store != "firestore" || c.MarkerTTL != 48*time.Hour || c.ReplyMode != "mirror" || c.Workers != 3 ||
 		strings.Join(c.STTLanguages, "|") != "en-US|es-ES" || c.LogLevel.String() != "DEBUG" {
 		t.Errorf("Load = %+v", c)
+	}
+}
+
+// TestLoadGuardsTheGuarantees: settings that would break a promise of the
+// README are refused, and one that only weakens it is loaded with a warning.
+func TestLoadGuardsTheGuarantees(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, key, value string
+		refused          string // part of the error; empty when the value is accepted
+		warning          string // part of the one warning expected; empty for none
+	}{
+		{"marker ttl of a week", "MARKER_TTL", "168h", "", ""},
+		{"marker ttl of a month", "MARKER_TTL", "720h", "", ""},
+		{"marker ttl under the retry window", "MARKER_TTL", "72h", "", "MARKER_TTL=72h0m0s is shorter than Meta's"},
+		{"marker ttl of one hour", "MARKER_TTL", "1h", "", "MARKER_TTL=1h0m0s"},
+		{"marker ttl under an hour", "MARKER_TTL", "59m", "MARKER_TTL=59m0s: want at least 1h0m0s", ""},
+		{"graph over https", "GRAPH_API_BASE_URL", "https://graph.example.com", "", ""},
+		{"graph over http on loopback", "GRAPH_API_BASE_URL", "http://127.0.0.1:8081", "", ""},
+		{"graph over http on localhost", "GRAPH_API_BASE_URL", "http://localhost:8081", "", ""},
+		{"graph over http on ipv6 loopback", "GRAPH_API_BASE_URL", "http://[::1]:8081", "", ""},
+		{"graph over http elsewhere", "GRAPH_API_BASE_URL", "http://graph.facebook.com", "GRAPH_API_BASE_URL=\"http://graph.facebook.com\": want an https URL", ""},
+		{"graph over http on a private address", "GRAPH_API_BASE_URL", "http://10.0.0.7", "GRAPH_API_BASE_URL", ""},
+		{"graph with a loopback-looking name", "GRAPH_API_BASE_URL", "http://localhost.example.com", "GRAPH_API_BASE_URL", ""},
+		{"graph without a host", "GRAPH_API_BASE_URL", "graph.facebook.com", "GRAPH_API_BASE_URL", ""},
+		{"graph on another scheme", "GRAPH_API_BASE_URL", "ftp://127.0.0.1", "GRAPH_API_BASE_URL", ""},
+		{"history of 100 turns", "HISTORY_TURNS", "100", "", ""},
+		{"history of 101 turns", "HISTORY_TURNS", "101", "HISTORY_TURNS=101: want at most 100", ""},
+		{"history of a million turns", "HISTORY_TURNS", "1000000", "HISTORY_TURNS", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := config.Load(env(with(map[string]string{tt.key: tt.value})))
+			switch {
+			case tt.refused == "" && err != nil:
+				t.Fatalf("Load(%s=%s) = %v, want it accepted", tt.key, tt.value, err)
+			case tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)):
+				t.Fatalf("Load(%s=%s) = %v, want an error containing %q", tt.key, tt.value, err, tt.refused)
+			}
+			if tt.warning == "" && len(c.Warnings) > 0 {
+				t.Errorf("Load(%s=%s) warns %q, want no warning", tt.key, tt.value, c.Warnings)
+			}
+			if tt.warning != "" && (len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], tt.warning)) {
+				t.Errorf("Load(%s=%s) warns %q, want one warning containing %q", tt.key, tt.value, c.Warnings, tt.warning)
+			}
+		})
+	}
+}
+
+// TestLoadTrimsSecrets: a secret stored with a trailing newline (echo piped
+// into gcloud) or pasted with spaces is the secret without them.
+func TestLoadTrimsSecrets(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, value string }{
+		{"trailing newline", "s3cret\n"},
+		{"crlf", "s3cret\r\n"},
+		{"spaces and tab", " \ts3cret  "},
+		{"clean", "s3cret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := config.Load(env(map[string]string{
+				"WHATSAPP_APP_SECRET": tt.value, "WHATSAPP_VERIFY_TOKEN": tt.value, "WHATSAPP_ACCESS_TOKEN": tt.value,
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.AppSecret != "s3cret" || c.VerifyToken != "s3cret" || c.AccessToken != "s3cret" {
+				t.Errorf("Load(%q) = secret %q, verify token %q, access token %q; want each \"s3cret\"",
+					tt.value, c.AppSecret, c.VerifyToken, c.AccessToken)
+			}
+		})
 	}
 }

@@ -11,14 +11,19 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/textproto"
+	"net/url"
 )
 
 // Media errors. Both are permanent: the same file fails the same way again.
 var (
 	ErrMediaTooLarge    = errors.New("media larger than allowed")
 	ErrChecksumMismatch = errors.New("media sha256 does not match")
+	// ErrInsecureURL refuses a download URL that would carry the access
+	// token in clear: Meta's are https, so another one is not Meta's.
+	ErrInsecureURL = errors.New("media url is not https: the access token is not sent over it")
 )
 
 // UploadMedia uploads r for use in a message from phoneNumberID and returns
@@ -146,12 +151,15 @@ func (c *Client) mediaInfo(ctx context.Context, mediaID string, maxBytes int64) 
 	return &info, nil
 }
 
-// fetchMedia downloads url, reading at most maxBytes. It returns the body and
+// fetchMedia downloads rawURL, reading at most maxBytes. It returns the body and
 // its content type.
-func (c *Client) fetchMedia(ctx context.Context, url string, maxBytes int64) ([]byte, string, error) {
+func (c *Client) fetchMedia(ctx context.Context, rawURL string, maxBytes int64) ([]byte, string, error) {
+	if !privateTransport(rawURL) {
+		return nil, "", ErrInsecureURL
+	}
 	var data []byte
 	var contentType string
-	req := request{op: "download media", method: http.MethodGet, url: url}
+	req := request{op: "download media", method: http.MethodGet, url: rawURL}
 	err := c.do(ctx, req, func(resp *http.Response) error {
 		if resp.ContentLength > maxBytes {
 			return fmt.Errorf("%d bytes, limit %d: %w", resp.ContentLength, maxBytes, ErrMediaTooLarge)
@@ -167,6 +175,20 @@ func (c *Client) fetchMedia(ctx context.Context, url string, maxBytes int64) ([]
 		return nil
 	})
 	return data, contentType, err
+}
+
+// privateTransport reports whether a bearer token sent to rawURL stays
+// private: over https, or over plain http to this machine (the fakes).
+func privateTransport(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return u.Scheme == "http" && (u.Hostname() == "localhost" || ip != nil && ip.IsLoopback())
 }
 
 // sameDigest compares a digest with one written in hex (Meta's media URL

@@ -2,14 +2,18 @@ package graphapi_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
@@ -180,4 +184,72 @@ func standIn(t *testing.T, data []byte, sha string, size int) (baseURL string) {
 		w.Write(data)
 	})
 	return srv.URL
+}
+
+// TestDownloadMediaKeepsTheTokenPrivate: the token goes with a media download
+// only over https, or plain http to this machine (the fakes); any other URL in
+// Meta's answer is refused before a connection is made.
+func TestDownloadMediaKeepsTheTokenPrivate(t *testing.T) {
+	t.Parallel()
+	files := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+graphapitest.Token {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		w.Write(voiceNote)
+	}))
+	t.Cleanup(files.Close)
+	// Should the check ever fail, the test must still not leave this machine.
+	transport := files.Client().Transport.(*http.Transport).Clone()
+	transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, _, _ := net.SplitHostPort(addr); host != "127.0.0.1" {
+			return nil, fmt.Errorf("test dialer: %s is not loopback", addr)
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	httpClient := &http.Client{Transport: transport}
+	tests := []struct {
+		name    string
+		fileURL string
+		refused bool
+	}{
+		{"https", files.URL + "/voice.ogg", false},
+		{"http to another host", "http://lookaside.example.com/voice.ogg", true},
+		{"http to a private address", "http://10.1.2.3/voice.ogg", true},
+		{"http to a name that only starts like localhost", "http://localhost.example.com/voice.ogg", true},
+		{"another scheme on loopback", "ftp://127.0.0.1/voice.ogg", true},
+		{"no scheme", "//lookaside.example.com/voice.ogg", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var downloads []string
+			meta := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/v25.0/media-1" {
+					downloads = append(downloads, r.URL.String())
+					http.NotFound(w, r)
+					return
+				}
+				fmt.Fprintf(w, `{"url":%q,"mime_type":"audio/ogg"}`, tt.fileURL)
+			}))
+			t.Cleanup(meta.Close)
+			c := graphapi.New(graphapi.Config{BaseURL: meta.URL, Version: "v25.0", Token: graphapitest.Token,
+				HTTPClient: httpClient, BaseBackoff: time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+
+			d, err := c.DownloadMedia(t.Context(), "media-1", 1<<20, "")
+			if tt.refused {
+				if !errors.Is(err, graphapi.ErrInsecureURL) {
+					t.Errorf("DownloadMedia from %s = %v, want ErrInsecureURL", tt.fileURL, err)
+				}
+				if graphapi.IsTransient(err) {
+					t.Errorf("IsTransient(%v) = true, want a permanent refusal", err)
+				}
+			} else if err != nil || !bytes.Equal(d.Data, voiceNote) {
+				t.Errorf("DownloadMedia from %s = %v, want the file", tt.fileURL, err)
+			}
+			if len(downloads) > 0 {
+				t.Errorf("Meta's server got %v, want only the media url request", downloads)
+			}
+		})
+	}
 }

@@ -55,6 +55,9 @@ type Service struct {
 // New builds the service described by cfg. On error it has closed whatever
 // it had opened.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Service, err error) {
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
 	s := &Service{}
 	defer func() {
 		if err != nil {
@@ -134,7 +137,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 // newQueue sets the webhook's queue and, with Pub/Sub, the push endpoint
 // that runs handle.
 func (s *Service) newQueue(ctx context.Context, cfg config.Config, handle queue.Handler, logger *slog.Logger, deps *handlers.Deps) error {
-	if cfg.Queue == "inprocess" {
+	if cfg.Queue == config.InProcess {
 		q := queue.NewInProcess(handle, queue.InProcessOptions{Workers: cfg.Workers, Logger: logger, IDs: deps.IDs})
 		s.closers = append(s.closers, q.Close)
 		deps.Queue = q
@@ -168,7 +171,7 @@ func (s *Service) newQueue(ctx context.Context, cfg config.Config, handle queue.
 
 func (s *Service) newStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	opts := store.Options{MarkerTTL: cfg.MarkerTTL, HistoryTTL: cfg.HistoryTTL}
-	if cfg.Store == "memory" {
+	if cfg.Store == config.Memory {
 		return store.NewMemory(opts), nil
 	}
 	// The client connects to FIRESTORE_EMULATOR_HOST, without credentials,

@@ -13,6 +13,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -21,9 +22,9 @@ import (
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
-	// The function registers itself, and drains its queue on SIGINT and
-	// SIGTERM, when imported.
-	_ "github.com/patternai/whatsapp-node"
+	// The function registers itself when imported; Start builds it and
+	// drains its queue on SIGINT and SIGTERM.
+	whatsappnode "github.com/patternai/whatsapp-node"
 	"github.com/patternai/whatsapp-node/config"
 )
 
@@ -57,6 +58,11 @@ func run(useSandbox bool, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "local: sandbox on: Graph API %s, Gemini %s, Speech %s\n",
 			env["GRAPH_API_BASE_URL"], env["GOOGLE_VERTEX_BASE_URL"], env["SPEECH_ENDPOINT"])
+	}
+	// Build the service and every client before serving, so that a bad
+	// setting stops the program with the full list instead of 500s.
+	if err := whatsappnode.Start(context.Background(), os.Getenv, os.Stdout); err != nil {
+		return fmt.Errorf("cannot start:\n%w", err)
 	}
 	port := cmp.Or(os.Getenv("PORT"), "8080")
 	os.Setenv("FUNCTION_TARGET", "Webhook")

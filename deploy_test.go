@@ -1,0 +1,348 @@
+package whatsappnode_test
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/patternai/whatsapp-node/config"
+	"github.com/patternai/whatsapp-node/service"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/deploy")
+
+// deployEnv is what a person gives deploy.sh on a first run.
+var deployEnv = map[string]string{
+	"PROJECT":               "demo-project",
+	"REGION":                "europe-west1",
+	"WHATSAPP_APP_SECRET":   "deploy-app-secret",
+	"WHATSAPP_VERIFY_TOKEN": "deploy-verify-token",
+	"WHATSAPP_ACCESS_TOKEN": "deploy-access-token",
+}
+
+// deployment is a project seen through the fake gcloud, with the real
+// service standing in for the deployed function (so the smoke check really
+// verifies a handshake and a signature) and a Graph API that records
+// subscriptions.
+type deployment struct {
+	state, url, graphURL string
+
+	mu            sync.Mutex
+	subscriptions []string // "METHOD PATH AUTHORIZATION" of each Graph call
+}
+
+func newDeployment(t *testing.T) *deployment {
+	t.Helper()
+	return newDeploymentOf(t, newFunction(t, deployEnv["WHATSAPP_APP_SECRET"]))
+}
+
+// newFunction is the real service, built as the deployed function would be
+// with appSecret, on fakes that are never called.
+func newFunction(t *testing.T, appSecret string) http.Handler {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string {
+		return map[string]string{
+			"WHATSAPP_APP_SECRET":    appSecret,
+			"WHATSAPP_VERIFY_TOKEN":  deployEnv["WHATSAPP_VERIFY_TOKEN"],
+			"WHATSAPP_ACCESS_TOKEN":  deployEnv["WHATSAPP_ACCESS_TOKEN"],
+			"GOOGLE_CLOUD_PROJECT":   deployEnv["PROJECT"],
+			"GRAPH_API_BASE_URL":     "http://127.0.0.1:9",
+			"GOOGLE_VERTEX_BASE_URL": "http://127.0.0.1:9",
+			"SPEECH_ENDPOINT":        "127.0.0.1:9",
+			"TTS_ENDPOINT":           "127.0.0.1:9",
+			"MEDIA_DIR":              t.TempDir(),
+		}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := service.New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close(context.Background()) })
+	return svc
+}
+
+func newDeploymentOf(t *testing.T, function http.Handler) *deployment {
+	t.Helper()
+	for _, tool := range []string{"bash", "curl", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("deploy.sh needs %s: %v", tool, err)
+			}
+			t.Skipf("deploy.sh needs %s: %v", tool, err)
+		}
+	}
+	server := httptest.NewServer(function)
+	t.Cleanup(server.Close)
+
+	d := &deployment{state: t.TempDir(), url: server.URL}
+	graph := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		d.subscriptions = append(d.subscriptions, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization"))
+		d.mu.Unlock()
+		w.Write([]byte(`{"success": true}`))
+	}))
+	t.Cleanup(graph.Close)
+	d.graphURL = graph.URL
+	return d
+}
+
+// run runs deploy.sh with env (on top of this process's environment less
+// anything deploy.sh reads) and returns its output and the gcloud calls it
+// made, normalized to compare with golden files.
+func (d *deployment) run(t *testing.T, env map[string]string, args ...string) (string, []string, error) {
+	t.Helper()
+	before := len(d.calls(t))
+	fake, err := filepath.Abs(filepath.Join("testdata", "fakegcloud"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	cmd := exec.CommandContext(t.Context(), "bash", append([]string{"deploy.sh"}, args...)...)
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "WHATSAPP_") && !slices.Contains(deployVariables, name) {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "PATH="+fake+string(os.PathListSeparator)+os.Getenv("PATH"), "TMPDIR="+tmp,
+		"FAKE_GCLOUD_STATE="+d.state, "FAKE_GCLOUD_URL="+d.url, "GRAPH_API_BASE_URL="+d.graphURL)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.CombinedOutput()
+	calls := d.calls(t)[before:]
+	normal := strings.NewReplacer(d.url, "https://FUNCTION-URL", d.graphURL, "https://GRAPH", tmp, "$TMPDIR")
+	tmpFile := regexp.MustCompile(`tmp\.[A-Za-z0-9]+`)
+	for i, c := range calls {
+		calls[i] = tmpFile.ReplaceAllString(normal.Replace(c), "tmp.FILE")
+	}
+	return tmpFile.ReplaceAllString(normal.Replace(string(out)), "tmp.FILE"), calls, err
+}
+
+// deployVariables are the settings deploy.sh reads, kept out of its
+// environment unless a test gives them.
+var deployVariables = []string{"PROJECT", "REGION", "FUNCTION", "BUCKET", "TOPIC", "FIRESTORE_LOCATION", "CPU",
+	"MEMORY", "CONCURRENCY", "MAX_INSTANCES", "MIN_INSTANCES", "GRAPH_API_BASE_URL", "GRAPH_API_VERSION",
+	"REPLY_MODE", "GEMINI_MODEL", "TTS_VOICE", "TTS_LANGUAGE", "STT_LANGUAGES", "STT_LOCATION", "LOG_LEVEL"}
+
+func (d *deployment) calls(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.state, "calls"))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// golden compares lines with testdata/deploy/name, or rewrites it with -update.
+func golden(t *testing.T, name string, lines []string) {
+	t.Helper()
+	path := filepath.Join("testdata", "deploy", name)
+	got := strings.Join(lines, "\n") + "\n"
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestDeploy -update to write it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("lines differ from %s (-want +got):\n%s", path, lineDiff(string(want), got))
+	}
+}
+
+// lineDiff lists the lines want has more often than got (-) and the other
+// way round (+).
+func lineDiff(want, got string) string {
+	count := map[string]int{}
+	for _, l := range strings.Split(want, "\n") {
+		count[l]++
+	}
+	for _, l := range strings.Split(got, "\n") {
+		count[l]--
+	}
+	var b strings.Builder
+	for _, l := range slices.Sorted(maps.Keys(count)) {
+		for n := count[l]; n > 0; n-- {
+			b.WriteString("- " + l + "\n")
+		}
+		for n := count[l]; n < 0; n++ {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// changing reports whether a recorded gcloud call changes the project.
+func changing(call string) bool {
+	for _, verb := range []string{" describe", " list", " access"} {
+		if strings.Contains(" "+strings.Join(strings.Fields(call)[:3], " "), verb) {
+			return false
+		}
+	}
+	return true
+}
+
+func must(t *testing.T, out string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("deploy.sh: %v\n%s", err, out)
+	}
+}
+
+func secretVersions(t *testing.T, d *deployment, secret string) map[string]string {
+	t.Helper()
+	states, _ := filepath.Glob(filepath.Join(d.state, "secrets", secret, "*.state"))
+	out := map[string]string{}
+	for _, s := range states {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[strings.TrimSuffix(filepath.Base(s), ".state")] = strings.TrimSpace(string(b))
+	}
+	return out
+}
+
+// TestDeploy runs deploy.sh against the fake gcloud on a fresh project: a
+// dry run, the first deploy, a second run that finds everything in place, a
+// secret rotation. Each run's gcloud calls are compared with a golden file.
+func TestDeploy(t *testing.T) {
+	d := newDeployment(t)
+
+	out, calls, err := d.run(t, map[string]string{"PROJECT": "demo-project", "REGION": "europe-west1"})
+	if err == nil || !strings.Contains(out, "set WHATSAPP_APP_SECRET WHATSAPP_VERIFY_TOKEN WHATSAPP_ACCESS_TOKEN") {
+		t.Errorf("first run without secrets = %v, want it refused naming all three\n%s", err, out)
+	}
+	if changes := slices.DeleteFunc(slices.Clone(calls), func(c string) bool { return !changing(c) }); len(changes) > 0 {
+		t.Errorf("first run without secrets changed the project: %q", changes)
+	}
+
+	out, calls, err = d.run(t, deployEnv, "--dry-run")
+	must(t, out, err)
+	if changes := slices.DeleteFunc(slices.Clone(calls), func(c string) bool { return !changing(c) }); len(changes) > 0 {
+		t.Errorf("--dry-run ran commands that change the project: %q", changes)
+	}
+	if strings.Contains(out, "deploy-") {
+		t.Errorf("--dry-run printed a secret:\n%s", out)
+	}
+	// What it prints is the plan: every command the first run makes.
+	golden(t, "dry-run.out", strings.Split(strings.TrimSpace(out), "\n"))
+
+	first := maps.Clone(deployEnv)
+	first["WHATSAPP_WABA_ID"] = "waba-42"
+	out, calls, err = d.run(t, first)
+	must(t, out, err)
+	golden(t, "first-run", calls)
+	for _, want := range []string{"handshake: 200", "signed status webhook: 200", "app subscribed to WhatsApp Business Account waba-42",
+		"callback URL https://FUNCTION-URL/webhook"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("first run output lacks %q\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "deploy-") {
+		t.Errorf("first run printed a secret:\n%s", out)
+	}
+	if want := []string{"POST /v25.0/waba-42/subscribed_apps Bearer deploy-access-token"}; !slices.Equal(d.subscriptions, want) {
+		t.Errorf("Graph API calls = %q, want %q", d.subscriptions, want)
+	}
+
+	// Everything is in place: nothing is made, no secret is stored again,
+	// and the function is redeployed with the same secret versions.
+	out, calls, err = d.run(t, map[string]string{"PROJECT": "demo-project", "REGION": "europe-west1"})
+	must(t, out, err)
+	golden(t, "second-run", calls)
+	if !strings.Contains(out, "handshake: 200") || !strings.Contains(out, "subscribed_apps") {
+		t.Errorf("second run output lacks the smoke check or the subscription hint\n%s", out)
+	}
+
+	// A new access token: a new version, deployed, and the old one disabled.
+	// The other two are given again unchanged (one pasted with a newline):
+	// they are not stored again, and the smoke check still passes.
+	out, calls, err = d.run(t, map[string]string{"PROJECT": "demo-project", "REGION": "europe-west1",
+		"WHATSAPP_ACCESS_TOKEN": "rotated-token\n", "WHATSAPP_APP_SECRET": deployEnv["WHATSAPP_APP_SECRET"],
+		"WHATSAPP_VERIFY_TOKEN": deployEnv["WHATSAPP_VERIFY_TOKEN"] + "\n"})
+	must(t, out, err)
+	golden(t, "rotation", calls)
+	if got, want := secretVersions(t, d, "whatsapp-access-token"), map[string]string{"1": "DISABLED", "2": "ENABLED"}; !maps.Equal(got, want) {
+		t.Errorf("access token versions = %v, want %v", got, want)
+	}
+	for _, secret := range []string{"whatsapp-app-secret", "whatsapp-verify-token"} {
+		if got, want := secretVersions(t, d, secret), map[string]string{"1": "ENABLED"}; !maps.Equal(got, want) {
+			t.Errorf("%s versions = %v, want %v (the same value is not stored again)", secret, got, want)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(d.state, "secrets", "whatsapp-access-token", "2.data")); string(b) != "rotated-token" {
+		t.Errorf("stored access token = %q, want it without the newline", b)
+	}
+}
+
+// TestDeployRefusesDatastoreMode: an existing (default) database in Datastore
+// mode stops the deploy with what to do, before the function is deployed.
+func TestDeployRefusesDatastoreMode(t *testing.T) {
+	d := newDeployment(t)
+	if err := os.WriteFile(filepath.Join(d.state, "firestore"), []byte("DATASTORE_MODE\tnam5\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, calls, err := d.run(t, deployEnv)
+	if err == nil || !strings.Contains(out, "the (default) database is in DATASTORE_MODE") || !strings.Contains(out, "Native mode") {
+		t.Errorf("deploy over a Datastore-mode database = %v, want it refused with what to do\n%s", err, out)
+	}
+	for _, c := range calls {
+		if strings.HasPrefix(c, "run deploy") {
+			t.Errorf("deploy.sh deployed over a Datastore-mode database: %s", c)
+		}
+	}
+}
+
+// TestDeploySmokeCheck: a deployed URL that does not answer as Meta needs
+// fails the deploy with one line saying what is wrong.
+func TestDeploySmokeCheck(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		function http.Handler
+		want     string
+	}{
+		{"invoker check still on", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "Your client does not have permission to get URL", http.StatusForbidden)
+		}), "handshake: 403 from Google, before the function ran: public access is off"},
+		{"another app secret deployed", newFunction(t, "another-app-secret"), "signed webhook: got 401, want 200"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := newDeploymentOf(t, tt.function)
+			out, _, err := d.run(t, deployEnv)
+			if err == nil || !strings.Contains(out, tt.want) {
+				t.Errorf("deploy.sh = %v, want it to fail with %q\n%s", err, tt.want, out)
+			}
+			if strings.Contains(out, "Deployed.") {
+				t.Errorf("deploy.sh said Deployed after a failed smoke check:\n%s", out)
+			}
+		})
+	}
+}
