@@ -49,6 +49,7 @@ var (
 // Service is the wired service.
 type Service struct {
 	handler http.Handler
+	store   store.Store
 	closers []func(context.Context) error
 }
 
@@ -65,6 +66,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 	if err != nil {
 		return nil, err
 	}
+	s.store = st
 	stager, err := s.newStager(ctx, cfg)
 	if err != nil {
 		return nil, err
