@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -56,6 +57,8 @@ func main() {
 // run serves until ctx ends or, with -chat, until standard input does. The
 // sandbox's settings reach the service through getenv, never os.Setenv.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	// The sandbox, the chat and the logger write from their own goroutines.
+	stdout, stderr = &lockedWriter{w: stdout}, &lockedWriter{w: stderr}
 	fs := flag.NewFlagSet("local", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	chat := fs.Bool("chat", false, "read messages from standard input, send each as a sandbox user, print the answers")
@@ -103,8 +106,8 @@ type local struct {
 
 // start starts the stand-ins s names, then the service on them, and prints
 // which services are real.
-func start(ctx context.Context, s standIns, chat bool, getenv func(string) string, stdout, stderr io.Writer) (l *local, err error) {
-	l = &local{}
+func start(ctx context.Context, s standIns, chat bool, getenv func(string) string, stdout, stderr io.Writer) (_ *local, err error) {
+	l := &local{}
 	defer func() {
 		if err != nil {
 			l.close()
@@ -115,11 +118,11 @@ func start(ctx context.Context, s standIns, chat bool, getenv func(string) strin
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
 		overlay, notes := l.sb.env(getenv)
-		if chat && getenv("REPLY_MODE") == "" {
-			// The chat prints each answer as text: in the default mode,
-			// audio, the text itself never reaches WhatsApp.
+		if s.Meta && getenv("REPLY_MODE") == "" {
+			// The stand-in WhatsApp prints each answer as text too: in the
+			// default mode, audio, the text never reaches WhatsApp.
 			overlay["REPLY_MODE"] = "both"
-			notes = append(notes, "REPLY_MODE is not set: the chat asks for both, the text and then the voice note")
+			notes = append(notes, "REPLY_MODE is not set: the sandbox asks for both, the text and then the voice note")
 		}
 		getenv = overlaid(overlay, getenv)
 		for _, line := range append(l.sb.describe(), notes...) {
@@ -195,4 +198,17 @@ func overlaid(overlay map[string]string, getenv func(string) string) func(string
 		}
 		return getenv(name)
 	}
+}
+
+// lockedWriter serializes writes, so that lines from several goroutines
+// never interleave.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
 }
