@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/patternai/whatsapp-node/config"
+	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/service"
 )
@@ -164,7 +165,7 @@ func start(ctx context.Context, s standIns, chat bool, getenv func(string) strin
 		return nil, err
 	}
 	l.url = "http://" + ln.Addr().String() + "/"
-	l.server = &http.Server{Handler: l.svc, ReadHeaderTimeout: 10 * time.Second}
+	l.server = &http.Server{Handler: explainRefusals(l.svc, stderr), ReadHeaderTimeout: 10 * time.Second}
 	go l.server.Serve(ln) // returns when close shuts the server down
 	fmt.Fprintf(stderr, "local: serving the webhook on %s\n", l.url)
 	return l, nil
@@ -189,6 +190,38 @@ func (l *local) close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// refusalHint says what to check when a webhook's signature is refused. The
+// service answers only 401, as Meta should see it; a person trying it locally
+// needs more. It never shows the expected signature.
+const refusalHint = "local: a webhook was refused (401): its " + graphapi.SignatureHeader + " is missing or does not match " +
+	"its body. Sign the file with this run's WHATSAPP_APP_SECRET (go run ./cmd/sign FILE) and post it byte " +
+	"for byte: curl --data-binary @FILE (curl -d drops line breaks)."
+
+// explainRefusals prints refusalHint each time h answers a webhook 401.
+func explainRefusals(h http.Handler, out io.Writer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusUnauthorized && r.Method == http.MethodPost {
+			fmt.Fprintln(out, refusalHint)
+		}
+	})
+}
+
+// statusRecorder keeps the status a handler answers with.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // overlaid returns a getenv that answers from overlay first.
 func overlaid(overlay map[string]string, getenv func(string) string) func(string) string {

@@ -290,6 +290,34 @@ func TestFixtures(t *testing.T) {
 			t.Errorf("POST %s = %d, want 200", filepath.Base(f), resp.StatusCode)
 		}
 	}
+	// Two usual mistakes: another secret, and curl -d, which drops line
+	// breaks after signing.
+	text, err := os.ReadFile("../../testdata/webhooks/text.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct{ body, signature string }{
+		{string(text), graphapi.ComputeSignature(text, "another-secret")},
+		{strings.ReplaceAll(string(text), "\n", ""), graphapi.ComputeSignature(text, devAppSecret)},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, l.url, strings.NewReader(bad.body))
+		req.Header.Set(graphapi.SignatureHeader, bad.signature)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("badly signed webhook = %d, want 401", resp.StatusCode)
+		}
+		expected := graphapi.ComputeSignature([]byte(bad.body), devAppSecret)
+		if strings.Contains(stderr.String(), expected[len("sha256="):][:16]) {
+			t.Errorf("stderr reveals the expected signature")
+		}
+	}
+	if n := strings.Count(stderr.String(), refusalHint); n != 2 {
+		t.Errorf("stderr explains %d refusals, want 2:\n%s", n, stderr.String())
+	}
 	resp, err := http.Get(l.url + "webhook?hub.mode=subscribe&hub.verify_token=" + devVerifyToken + "&hub.challenge=42")
 	if err != nil {
 		t.Fatal(err)
