@@ -45,7 +45,12 @@ func main() {
 	// A first `go run` builds for a while; this line says the wait is over.
 	fmt.Fprintln(os.Stderr, "local: built, starting")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	go func() {
+		// The first Ctrl-C waits for queued answers; a second one ends the
+		// program at once.
+		<-ctx.Done()
+		stop()
+	}()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):

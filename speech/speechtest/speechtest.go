@@ -3,7 +3,8 @@
 // hosts both services and the long-running Operations service, so the real
 // client libraries connect to it unchanged (see ClientOptions). It records
 // every request, answers with a configurable transcript, returns real
-// OGG/Opus audio for synthesis, and can be told to fail the next calls.
+// OGG/Opus audio for synthesis (recorded, or read from the text by a Voice
+// such as LocalVoice), and can be told to fail the next calls.
 package speechtest
 
 import (
