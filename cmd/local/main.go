@@ -151,7 +151,8 @@ func start(ctx context.Context, s standIns, chat bool, getenv func(string) strin
 		// Info lines would bury the conversation; problems still show.
 		level = max(level, slog.LevelWarn)
 	}
-	if l.svc, err = service.New(ctx, l.cfg, logging.New(stderr, level)); err != nil {
+	// The clients outlive ctx: after Ctrl-C, queued replies still finish.
+	if l.svc, err = service.New(context.WithoutCancel(ctx), l.cfg, logging.New(stderr, level)); err != nil {
 		return nil, fmt.Errorf("cannot start: %w", err)
 	}
 	if chat {
@@ -167,7 +168,7 @@ func start(ctx context.Context, s standIns, chat bool, getenv func(string) strin
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", cmp.Or(getenv("PORT"), "8080")))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (PORT chooses another port; PORT=0 a free one)", err)
 	}
 	l.url = "http://" + ln.Addr().String() + "/"
 	l.server = &http.Server{Handler: explainRefusals(l.svc, stderr), ReadHeaderTimeout: 10 * time.Second}
