@@ -124,6 +124,8 @@ func TestChat(t *testing.T) {
 	}
 	for _, w := range []string{
 		`WHATSAPP_APP_SECRET is not set: the sandbox uses "dev-secret"`,
+		`WHATSAPP_VERIFY_TOKEN is not set: the sandbox uses "dev-token"`,
+		"WHATSAPP_ACCESS_TOKEN is not set: the sandbox uses its Meta stand-in's token",
 		"Meta: stand-in", "Gemini: stand-in", "Speech: stand-in",
 	} {
 		if !strings.Contains(stderr.String(), w) {

@@ -105,6 +105,11 @@ func (sb *sandbox) env(getenv func(string) string) (overlay map[string]string, n
 	if sb.graph != nil {
 		overlay["WHATSAPP_ACCESS_TOKEN"] = sb.graph.Token
 		overlay["GRAPH_API_BASE_URL"] = sb.graph.URL
+		if strings.TrimSpace(getenv("WHATSAPP_ACCESS_TOKEN")) == "" {
+			notes = append(notes, "WHATSAPP_ACCESS_TOKEN is not set: the sandbox uses its Meta stand-in's token")
+		} else {
+			notes = append(notes, "WHATSAPP_ACCESS_TOKEN is set, but Meta is the stand-in, which takes its own token")
+		}
 		for name, def := range map[string]string{"WHATSAPP_APP_SECRET": devAppSecret, "WHATSAPP_VERIFY_TOKEN": devVerifyToken} {
 			if strings.TrimSpace(getenv(name)) == "" {
 				overlay[name] = def
