@@ -110,8 +110,8 @@ func (sb *sandbox) env(getenv func(string) string) (overlay map[string]string, n
 		} else {
 			notes = append(notes, "WHATSAPP_ACCESS_TOKEN is set, but Meta is the stand-in, which takes its own token")
 		}
-		for name, def := range map[string]string{"WHATSAPP_APP_SECRET": devAppSecret, "WHATSAPP_VERIFY_TOKEN": devVerifyToken} {
-			if strings.TrimSpace(getenv(name)) == "" {
+		for _, v := range [][2]string{{"WHATSAPP_APP_SECRET", devAppSecret}, {"WHATSAPP_VERIFY_TOKEN", devVerifyToken}} {
+			if name, def := v[0], v[1]; strings.TrimSpace(getenv(name)) == "" {
 				overlay[name] = def
 				notes = append(notes, fmt.Sprintf("%s is not set: the sandbox uses %q", name, def))
 			}
