@@ -163,7 +163,7 @@ func TestChat(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("LocalVoice: %v; CI must install espeak-ng and opus-tools", err)
 		}
-		if !strings.Contains(stderr.String(), "every voice note is the same recording") {
+		if !strings.Contains(stderr.String(), "plays its two recorded sentences whatever the answer") {
 			t.Errorf("stderr does not say that the stand-in voice plays a recording")
 		}
 		return

@@ -92,7 +92,7 @@ func startSandbox(s standIns, out io.Writer) (*sandbox, error) {
 			sb.speech.SetVoice(voice)
 			sb.voice = "reads each answer aloud with espeak-ng"
 		} else {
-			sb.voice = fmt.Sprintf("cannot read answers aloud (%v), so every voice note is the same recording", err)
+			sb.voice = fmt.Sprintf("cannot read answers aloud (%v), so it plays its two recorded sentences whatever the answer", err)
 		}
 	}
 	return sb, nil
