@@ -60,7 +60,11 @@ func (l *local) chat(ctx context.Context, in io.Reader, out, status io.Writer) e
 		readErr <- sc.Err()
 		close(lines)
 	}()
+	interactive := isTerminal(in)
 	for {
+		if interactive {
+			fmt.Fprint(status, "> ")
+		}
 		var line string
 		var ok bool
 		select {
@@ -85,6 +89,17 @@ func (l *local) chat(ctx context.Context, in io.Reader, out, status io.Writer) e
 		}
 		l.await(ctx, msg.ID, out)
 	}
+}
+
+// isTerminal reports whether in is a terminal, where a prompt helps; piped
+// input gets none.
+func isTerminal(in io.Reader) bool {
+	f, ok := in.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
 
 // chatMessage turns a line into the message to send, or runs its command and
