@@ -48,8 +48,10 @@ var (
 
 // Service is the wired service.
 type Service struct {
-	handler http.Handler
-	closers []func(context.Context) error
+	handler   http.Handler
+	store     store.Store
+	onHandled func(wamid string, err error) // see OnHandled
+	closers   []func(context.Context) error
 }
 
 // New builds the service described by cfg. On error it has closed whatever
@@ -68,6 +70,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 	if err != nil {
 		return nil, err
 	}
+	s.store = st
 	stager, err := s.newStager(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -127,7 +130,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 		IDs:         ids,
 		Tags:        tags,
 	}
-	if err := s.newQueue(ctx, cfg, pipeline.Handle, logger, &deps); err != nil {
+	if err := s.newQueue(ctx, cfg, s.observed(pipeline.Handle), logger, &deps); err != nil {
 		return nil, err
 	}
 	s.handler = handlers.New(deps)

@@ -178,6 +178,8 @@ type Store interface {
 	// replaces it, so a retried append adds nothing. Every turn needs an ID;
 	// a zero At is set to the current time.
 	AppendTurns(ctx context.Context, user string, turns ...Turn) error
+	// ResetHistory forgets the user's conversation; markers are kept.
+	ResetHistory(ctx context.Context, user string) error
 }
 
 // Default retention, used where Options leaves a field zero.

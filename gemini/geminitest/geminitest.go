@@ -3,7 +3,8 @@
 // real gemini.Client (and the Gen AI SDK under it) talks to it unchanged and no
 // Google account is needed. It records every request, answers with scripted
 // answers or, when none is queued, with "You said: <last user text>", and can
-// fail the next requests with a chosen HTTP status.
+// fail the next requests with a chosen HTTP status. The local sandbox replaces
+// the echo with StandIn, which says that it is a stand-in.
 package geminitest
 
 import (
@@ -44,6 +45,23 @@ func (r Request) UserText() string {
 	return ""
 }
 
+// Attachments returns the files (images, documents) of the last user
+// content.
+func (r Request) Attachments() []*genai.Blob {
+	var out []*genai.Blob
+	for i := len(r.Contents) - 1; i >= 0; i-- {
+		if c := r.Contents[i]; c != nil && c.Role == genai.RoleUser {
+			for _, p := range c.Parts {
+				if p != nil && p.InlineData != nil {
+					out = append(out, p.InlineData)
+				}
+			}
+			return out
+		}
+	}
+	return nil
+}
+
 // Answer is a scripted response.
 type Answer struct {
 	// Text is the answer; empty means no content, as when a filter blocks it.
@@ -68,6 +86,7 @@ type Server struct {
 	failStatus   int
 	failIf       func() bool
 	failIfStatus int
+	echo         func(Request) string
 }
 
 // NewServer starts a fake that is closed when the test ends.
@@ -81,7 +100,7 @@ func NewServer(t testing.TB) *Server {
 // Start starts a fake outside of a test, for example in the local sandbox.
 // The caller must Close it.
 func Start() *Server {
-	s := &Server{}
+	s := &Server{echo: echo}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1beta1/projects/{project}/locations/{location}/publishers/google/models/{model}", s.serveModel)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -112,6 +131,14 @@ func (s *Server) Enqueue(answers ...Answer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.answers = append(s.answers, answers...)
+}
+
+// SetEcho sets what the fake answers when no answer is queued, in place of
+// "You said: <last user text>".
+func (s *Server) SetEcho(echo func(Request) string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.echo = echo
 }
 
 // FailNext makes the next n requests fail with the HTTP status and a
@@ -186,7 +213,33 @@ func (s *Server) next(req Request) (Answer, int) {
 		s.answers = s.answers[1:]
 		return a, 0
 	}
-	return Answer{Text: "You said: " + req.UserText()}, 0
+	return Answer{Text: s.echo(req)}, 0
+}
+
+func echo(req Request) string { return "You said: " + req.UserText() }
+
+// StandIn is the answer of a model that is not there: it says so, repeats
+// the message, names its attachments and counts the earlier turns it was
+// sent, so that a person trying the sandbox sees what would reach Gemini and
+// that the conversation is remembered.
+func StandIn(req Request) string {
+	var b strings.Builder
+	b.WriteString("This is the sandbox's stand-in model, not Gemini.")
+	if text := req.UserText(); text != "" {
+		fmt.Fprintf(&b, " You said: %s.", strings.TrimRight(text, ".!?"))
+	}
+	for _, a := range req.Attachments() {
+		fmt.Fprintf(&b, " You sent a file (%s, %d bytes).", a.MIMEType, len(a.Data))
+	}
+	switch n := len(req.Contents) - 1; n {
+	case 0:
+		b.WriteString(" This is the start of our conversation.")
+	case 1:
+		b.WriteString(" I was sent 1 earlier message of our conversation.")
+	default:
+		fmt.Fprintf(&b, " I was sent %d earlier messages of our conversation.", n)
+	}
+	return b.String()
 }
 
 // response builds a generateContent response in the shape Vertex returns.

@@ -115,3 +115,33 @@ func TestStart(t *testing.T) {
 		t.Errorf("Generate = %q, %v; want the echo", got, err)
 	}
 }
+
+func TestStandIn(t *testing.T) {
+	t.Parallel()
+	s := geminitest.NewServer(t)
+	s.SetEcho(geminitest.StandIn)
+	c := newClient(t, s)
+	jpeg := []byte{0xff, 0xd8, 0xff, 0xe0}
+	tests := []struct {
+		name    string
+		history []gemini.Turn
+		prompt  gemini.Prompt
+		want    string
+	}{
+		{"first message", nil, gemini.Prompt{Text: "Hello there!"},
+			"This is the sandbox's stand-in model, not Gemini. You said: Hello there. This is the start of our conversation."},
+		{"with history and a photo",
+			[]gemini.Turn{{Role: "user", Text: "Hi"}, {Role: "model", Text: "Hello"}},
+			gemini.Prompt{Text: "Is this plant healthy?", Attachments: []gemini.Attachment{{MIMEType: "image/jpeg", Data: jpeg}}},
+			"This is the sandbox's stand-in model, not Gemini. You said: Is this plant healthy. You sent a file (image/jpeg, 4 bytes). I was sent 2 earlier messages of our conversation."},
+		{"a document alone", []gemini.Turn{{Role: "user", Text: "Hi"}},
+			gemini.Prompt{Attachments: []gemini.Attachment{{MIMEType: "application/pdf", Data: []byte("%PDF-1.4")}}},
+			"This is the sandbox's stand-in model, not Gemini. You sent a file (application/pdf, 8 bytes). I was sent 1 earlier message of our conversation."},
+	}
+	for _, tt := range tests {
+		got, err := c.Generate(t.Context(), tt.history, tt.prompt)
+		if err != nil || got != tt.want {
+			t.Errorf("%s: Generate = %q, %v; want %q, nil", tt.name, got, err, tt.want)
+		}
+	}
+}

@@ -3,7 +3,8 @@
 // hosts both services and the long-running Operations service, so the real
 // client libraries connect to it unchanged (see ClientOptions). It records
 // every request, answers with a configurable transcript, returns real
-// OGG/Opus audio for synthesis, and can be told to fail the next calls.
+// OGG/Opus audio for synthesis (recorded, or read from the text by a Voice
+// such as LocalVoice), and can be told to fail the next calls.
 package speechtest
 
 import (
@@ -70,6 +71,7 @@ type Server struct {
 	transcript   string
 	language     string
 	audio        [][]byte
+	voice        Voice
 	synthesized  int
 	pendingPolls int
 	failures     map[string][]codes.Code
@@ -148,6 +150,14 @@ func (s *Server) SetAudio(files ...[]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.audio, s.synthesized = files, 0
+}
+
+// SetVoice makes SynthesizeSpeech read each request's text with voice instead
+// of returning the files SetAudio set; nil goes back to the files.
+func (s *Server) SetVoice(voice Voice) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.voice = voice
 }
 
 // SetPendingPolls makes each later batch recognition report "not done" to
@@ -292,29 +302,52 @@ type ttsService struct {
 	s *Server
 }
 
-// SynthesizeSpeech returns the next audio file whatever the text, and rejects
-// what the real service rejects: input over 5000 bytes, and encodings other
-// than OGG_OPUS, which this fake has no audio for.
-func (v ttsService) SynthesizeSpeech(_ context.Context, req *texttospeechpb.SynthesizeSpeechRequest) (*texttospeechpb.SynthesizeSpeechResponse, error) {
-	s := v.s
+// SynthesizeSpeech reads the text with the voice SetVoice set or, without
+// one, returns the next audio file whatever the text. It rejects what the
+// real service rejects: input over 5000 bytes, and encodings other than
+// OGG_OPUS, which this fake has no audio for.
+func (v ttsService) SynthesizeSpeech(ctx context.Context, req *texttospeechpb.SynthesizeSpeechRequest) (*texttospeechpb.SynthesizeSpeechResponse, error) {
+	voice, audio, err := v.s.synthesis(req)
+	if err != nil {
+		return nil, err
+	}
+	if voice != nil {
+		// The voice runs outside the lock: it may take a while, and calls
+		// for other requests need not wait for it.
+		if audio, err = voice(ctx, req.GetInput().GetText(), req.GetVoice().GetLanguageCode()); err != nil {
+			return nil, status.Errorf(codes.Internal, "speechtest: voice: %v", err)
+		}
+	}
+	return &texttospeechpb.SynthesizeSpeechResponse{AudioContent: audio}, nil
+}
+
+// synthesis records req and decides its outcome: an error, the voice to read
+// it with, or else the audio file to return.
+func (s *Server) synthesis(req *texttospeechpb.SynthesizeSpeechRequest) (Voice, []byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.synthesize = append(s.synthesize, proto.Clone(req).(*texttospeechpb.SynthesizeSpeechRequest))
 	if err := s.failure(SynthesizeSpeech); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if n := len(req.GetInput().GetText()) + len(req.GetInput().GetSsml()); n > 5000 {
-		return nil, status.Errorf(codes.InvalidArgument, "input size limit exceeded: %d bytes, limit 5000", n)
+		return nil, nil, status.Errorf(codes.InvalidArgument, "input size limit exceeded: %d bytes, limit 5000", n)
 	}
 	if e := req.GetAudioConfig().GetAudioEncoding(); e != texttospeechpb.AudioEncoding_OGG_OPUS {
-		return nil, status.Errorf(codes.Unimplemented, "speechtest: only OGG_OPUS audio, not %v", e)
+		return nil, nil, status.Errorf(codes.Unimplemented, "speechtest: only OGG_OPUS audio, not %v", e)
+	}
+	if s.voice != nil {
+		if req.GetInput().GetText() == "" {
+			return nil, nil, status.Error(codes.Unimplemented, "speechtest: the voice reads text input only")
+		}
+		return s.voice, nil, nil
 	}
 	if len(s.audio) == 0 {
-		return nil, status.Error(codes.Internal, "speechtest: no audio set")
+		return nil, nil, status.Error(codes.Internal, "speechtest: no audio set")
 	}
 	audio := s.audio[s.synthesized%len(s.audio)]
 	s.synthesized++
-	return &texttospeechpb.SynthesizeSpeechResponse{AudioContent: audio}, nil
+	return nil, audio, nil
 }
 
 type operationsService struct {
