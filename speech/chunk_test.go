@@ -101,10 +101,10 @@ func TestChunkerMinimumLength(t *testing.T) {
 func TestChunkerLongSentences(t *testing.T) {
 	t.Parallel()
 	for _, text := range []string{
-		strings.Repeat("word ", 2000) + "end.",             // one 10 kB sentence
-		strings.Repeat("東京駅", 2000),                         // no spaces, no stops
+		strings.Repeat("word ", 2000) + "end.",                  // one 10 kB sentence
+		strings.Repeat("東京駅", 2000),                             // no spaces, no stops
 		strings.Repeat("Привет, как дела у тебя сегодня ", 300), // 2 bytes a letter
-		strings.Repeat("😊", 3000),                           // 4 bytes each
+		strings.Repeat("😊", 3000),                               // 4 bytes each
 	} {
 		got := feed(NewChunker(DefaultMinChunk), text, 7)
 		for i, p := range got {

@@ -23,11 +23,13 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	speechapi "cloud.google.com/go/speech/apiv2"
 	"cloud.google.com/go/speech/apiv2/speechpb"
 	texttospeech "cloud.google.com/go/texttospeech/apiv1"
 	"cloud.google.com/go/texttospeech/apiv1/texttospeechpb"
+	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -324,36 +326,38 @@ func (c *Client) batchRecognize(ctx context.Context, uri string) ([]*speechpb.Sp
 
 // Speech is a synthesized voice note.
 type Speech struct {
-	Audio   []byte // one OGG/Opus file
-	Seconds float64
+	Audio    []byte // one OGG/Opus file
+	Seconds  float64
+	Language string // the language it was spoken in (see AnswerLanguage); "" for TTS_LANGUAGE
+	Chars    int    // characters sent to Text-to-Speech, which bills by the character
 }
 
 // Synthesize speaks text as one OGG/Opus voice note. It first reduces the
 // text to what a voice should read (see Speakable) and caps its length (see
-// the package comment). language is the user's language when known (BCP-47,
-// such as "es-ES" or "es"), or "" for TTS_LANGUAGE. The configured voice is
-// used when it speaks that language; otherwise the API picks a voice by
-// language code.
+// the package comment). It speaks the language of the text, with language
+// (the user's language when known, BCP-47 such as "es-ES" or "es") as the
+// hint when the text does not tell (see AnswerLanguage), and "" meaning
+// TTS_LANGUAGE. The configured voice is used when it speaks that language;
+// otherwise the voice of DefaultVoices.
 func (c *Client) Synthesize(ctx context.Context, text, language string) (Speech, error) {
 	text = truncate(Speakable(text), maxSpokenRunes)
 	if text == "" {
 		return Speech{}, ErrNothingToSay
 	}
+	language = AnswerLanguage(text, language)
 	voice := c.voiceFor(language)
 	parts := chunks(text, maxRequestBytes)
 
 	var files [][]byte
 	var audio []byte
+	chars := 0
 	for i, part := range parts {
-		resp, err := c.tts.SynthesizeSpeech(ctx, &texttospeechpb.SynthesizeSpeechRequest{
-			Input:       &texttospeechpb.SynthesisInput{InputSource: &texttospeechpb.SynthesisInput_Text{Text: part}},
-			Voice:       voice,
-			AudioConfig: &texttospeechpb.AudioConfig{AudioEncoding: texttospeechpb.AudioEncoding_OGG_OPUS},
-		})
+		b, err := c.synthesize(ctx, part, voice)
+		chars += utf8.RuneCountInString(part)
 		if err != nil {
 			return Speech{}, fmt.Errorf("synthesize speech (part %d of %d): %w", i+1, len(parts), err)
 		}
-		files = append(files, resp.GetAudioContent())
+		files = append(files, b)
 		joined, err := joinOpus(files)
 		if err != nil {
 			return Speech{}, fmt.Errorf("synthesize speech: %w", err)
@@ -369,21 +373,20 @@ func (c *Client) Synthesize(ctx context.Context, text, language string) (Speech,
 	if err != nil {
 		return Speech{}, fmt.Errorf("synthesize speech: %w", err)
 	}
-	return Speech{Audio: audio, Seconds: length.Seconds()}, nil
+	return Speech{Audio: audio, Seconds: length.Seconds(), Language: language, Chars: chars}, nil
 }
 
-// voiceFor picks the voice for a language: the configured one when it speaks
-// the language, else whatever voice the API has for the language code.
-func (c *Client) voiceFor(language string) *texttospeechpb.VoiceSelectionParams {
-	language = canonicalLanguage(language)
-	own := &texttospeechpb.VoiceSelectionParams{LanguageCode: c.voiceLang, Name: c.voice}
-	if language == "" {
-		return own
+// synthesize speaks one request's text as an OGG/Opus file.
+func (c *Client) synthesize(ctx context.Context, text string, v *voice, opts ...gax.CallOption) ([]byte, error) {
+	resp, err := c.tts.SynthesizeSpeech(ctx, &texttospeechpb.SynthesizeSpeechRequest{
+		Input:       &texttospeechpb.SynthesisInput{InputSource: &texttospeechpb.SynthesisInput_Text{Text: text}},
+		Voice:       &texttospeechpb.VoiceSelectionParams{LanguageCode: v.Language, Name: v.Name},
+		AudioConfig: &texttospeechpb.AudioConfig{AudioEncoding: texttospeechpb.AudioEncoding_OGG_OPUS},
+	}, opts...)
+	if err != nil {
+		return nil, err
 	}
-	if primaryLanguage(language) == primaryLanguage(voiceLanguage(c.voice, c.voiceLang)) {
-		return own
-	}
-	return &texttospeechpb.VoiceSelectionParams{LanguageCode: language}
+	return resp.GetAudioContent(), nil
 }
 
 // voiceLanguage is the language a voice speaks, read from its name
