@@ -35,6 +35,7 @@ type Stream struct {
 	text   iter.Seq2[string, error]
 	answer strings.Builder
 	usage  Usage
+	err    error
 }
 
 // GenerateStream asks the model to answer p after history, like Generate,
@@ -44,9 +45,13 @@ type Stream struct {
 func (c *Client) GenerateStream(ctx context.Context, history []Turn, p Prompt) *Stream {
 	s := &Stream{}
 	s.text = func(yield func(string, error) bool) {
+		fail := func(err error) {
+			s.err = fmt.Errorf("generate: %w", err)
+			yield("", s.err)
+		}
 		contents, err := buildContents(history, p)
 		if err != nil {
-			yield("", fmt.Errorf("generate: %w", err))
+			fail(err)
 			return
 		}
 		var last *genai.GenerateContentResponse
@@ -54,7 +59,7 @@ func (c *Client) GenerateStream(ctx context.Context, history []Turn, p Prompt) *
 			SystemInstruction: c.systemInstruction(p.Language),
 		}) {
 			if err != nil {
-				yield("", fmt.Errorf("generate: %w", err))
+				fail(err)
 				return
 			}
 			last = resp
@@ -81,7 +86,7 @@ func (c *Client) GenerateStream(ctx context.Context, history []Turn, p Prompt) *
 			last = &genai.GenerateContentResponse{}
 		}
 		if _, err := answerText(last); err != nil {
-			yield("", fmt.Errorf("generate: %w", err))
+			fail(err)
 		}
 	}
 	return s
@@ -94,6 +99,10 @@ func (s *Stream) Text() iter.Seq2[string, error] { return s.text }
 
 // Answer is the whole answer received so far, trimmed as Generate trims it.
 func (s *Stream) Answer() string { return strings.TrimSpace(s.answer.String()) }
+
+// Err is the error Text ended with, if any: it tells a failed answer apart
+// from a failure of whatever consumed the text.
+func (s *Stream) Err() error { return s.err }
 
 // Usage is the token count of the call, known once Text has ended.
 func (s *Stream) Usage() Usage { return s.usage }

@@ -133,10 +133,14 @@ func TestGenerateStreamFailure(t *testing.T) {
 	c, s := fakeClient(t)
 	s.FailNext(1, http.StatusServiceUnavailable)
 
-	_, err := collect(c.GenerateStream(t.Context(), nil, gemini.Prompt{Text: "hi"}))
+	st := c.GenerateStream(t.Context(), nil, gemini.Prompt{Text: "hi"})
+	_, err := collect(st)
 
 	if err == nil || !gemini.IsTransient(err) {
 		t.Fatalf("Text() error = %v, want a transient 503", err)
+	}
+	if st.Err() != err {
+		t.Errorf("Err() = %v, want the error Text yielded", st.Err())
 	}
 }
 

@@ -90,6 +90,12 @@ type Config struct {
 	TTSLanguage string // TTS_LANGUAGE, default "en-US"
 	// TTSEndpoint overrides the Text-to-Speech endpoint ("host:port").
 	TTSEndpoint string
+	// TTSParallel is how many Text-to-Speech calls SpeakStream makes at
+	// once for one reply; DefaultParallel when 0.
+	TTSParallel int
+	// TTSMinChunk is the length in bytes below which SpeakStream does not
+	// cut a piece; DefaultMinChunk when 0.
+	TTSMinChunk int
 
 	// ClientOptions are appended to the options of both API clients, after
 	// the endpoints above, so they win; tests point both clients at a fake.
@@ -111,6 +117,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TTSLanguage == "" {
 		c.TTSLanguage = DefaultTTSLanguage
+	}
+	if c.TTSParallel <= 0 {
+		c.TTSParallel = DefaultParallel
+	}
+	if c.TTSMinChunk <= 0 {
+		c.TTSMinChunk = DefaultMinChunk
 	}
 	return c
 }
@@ -138,6 +150,8 @@ type Client struct {
 	languages  []string
 	voice      string
 	voiceLang  string // language code sent with voice
+	parallel   int    // Text-to-Speech calls at once in SpeakStream
+	minChunk   int    // smallest piece SpeakStream cuts, in bytes
 }
 
 // New connects to Speech-to-Text and Text-to-Speech.
@@ -179,6 +193,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		languages:  languages,
 		voice:      cfg.TTSVoice,
 		voiceLang:  cfg.TTSLanguage,
+		parallel:   cfg.TTSParallel,
+		minChunk:   cfg.TTSMinChunk,
 	}, nil
 }
 
@@ -348,26 +364,19 @@ func (c *Client) Synthesize(ctx context.Context, text, language string) (Speech,
 	voice := c.voiceFor(language)
 	parts := chunks(text, maxRequestBytes)
 
-	var files [][]byte
-	var audio []byte
+	files := make([][]byte, len(parts))
 	chars := 0
 	for i, part := range parts {
 		b, err := c.synthesize(ctx, part, voice)
-		chars += utf8.RuneCountInString(part)
 		if err != nil {
 			return Speech{}, fmt.Errorf("synthesize speech (part %d of %d): %w", i+1, len(parts), err)
 		}
-		files = append(files, b)
-		joined, err := joinOpus(files)
-		if err != nil {
-			return Speech{}, fmt.Errorf("synthesize speech: %w", err)
-		}
-		// Past the size a voice note may have, the rest is left unsaid, but
-		// never the first part, so there is always something to send.
-		if i > 0 && len(joined) > maxAudioBytes {
-			break
-		}
-		audio = joined
+		files[i] = b
+		chars += utf8.RuneCountInString(part)
+	}
+	audio, err := joinCapped(files)
+	if err != nil {
+		return Speech{}, fmt.Errorf("synthesize speech: %w", err)
 	}
 	length, err := OggDuration(audio)
 	if err != nil {

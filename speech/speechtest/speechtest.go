@@ -3,7 +3,8 @@
 // hosts both services and the long-running Operations service, so the real
 // client libraries connect to it unchanged (see ClientOptions). It records
 // every request, answers with a configurable transcript, returns real
-// OGG/Opus audio for synthesis, and can be told to fail the next calls.
+// OGG/Opus audio for synthesis, can take as long as the real services
+// (SetPace), and can be told to fail the next calls.
 package speechtest
 
 import (
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
 	"cloud.google.com/go/speech/apiv2/speechpb"
@@ -70,7 +73,11 @@ type Server struct {
 	transcript   string
 	language     string
 	audio        [][]byte
+	audioFor     func(text string) []byte
 	synthesized  int
+	pace         Pace
+	inFlight     int // SynthesizeSpeech calls being answered
+	maxInFlight  int
 	pendingPolls int
 	failures     map[string][]codes.Code
 	operations   map[string]*operation
@@ -148,6 +155,39 @@ func (s *Server) SetAudio(files ...[]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.audio, s.synthesized = files, 0
+}
+
+// SetAudioFunc makes SynthesizeSpeech answer each request with the audio f
+// returns for its text, so a test can tell which piece is which in a joined
+// voice note whatever order the calls arrive in. nil goes back to SetAudio's
+// files.
+func (s *Server) SetAudioFunc(f func(text string) []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.audioFor = f
+}
+
+// Pace is how long SynthesizeSpeech takes: Base, plus PerChar for each
+// character of the input. Google's Chirp 3 HD voices take roughly 150 ms
+// plus 2 ms a character.
+type Pace struct {
+	Base, PerChar time.Duration
+}
+
+// SetPace makes later SynthesizeSpeech calls take as long as p says; the
+// zero Pace, the default, answers at once.
+func (s *Server) SetPace(p Pace) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pace = p
+}
+
+// MaxConcurrentSynthesis is the most SynthesizeSpeech calls that were being
+// answered at once so far.
+func (s *Server) MaxConcurrentSynthesis() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
 }
 
 // SetPendingPolls makes each later batch recognition report "not done" to
@@ -292,29 +332,60 @@ type ttsService struct {
 	s *Server
 }
 
-// SynthesizeSpeech returns the next audio file whatever the text, and rejects
+// SynthesizeSpeech returns the next audio file whatever the text (or the
+// file SetAudioFunc picks for it) after the time SetPace sets, and rejects
 // what the real service rejects: input over 5000 bytes, and encodings other
 // than OGG_OPUS, which this fake has no audio for.
-func (v ttsService) SynthesizeSpeech(_ context.Context, req *texttospeechpb.SynthesizeSpeechRequest) (*texttospeechpb.SynthesizeSpeechResponse, error) {
+func (v ttsService) SynthesizeSpeech(ctx context.Context, req *texttospeechpb.SynthesizeSpeechRequest) (*texttospeechpb.SynthesizeSpeechResponse, error) {
 	s := v.s
+	audio, delay, err := s.synthesizeOutcome(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case <-t.C:
+	}
+	return &texttospeechpb.SynthesizeSpeechResponse{AudioContent: audio}, nil
+}
+
+// synthesizeOutcome records req and decides its answer: audio after delay,
+// or an error at once.
+func (s *Server) synthesizeOutcome(req *texttospeechpb.SynthesizeSpeechRequest) ([]byte, time.Duration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.synthesize = append(s.synthesize, proto.Clone(req).(*texttospeechpb.SynthesizeSpeechRequest))
 	if err := s.failure(SynthesizeSpeech); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if n := len(req.GetInput().GetText()) + len(req.GetInput().GetSsml()); n > 5000 {
-		return nil, status.Errorf(codes.InvalidArgument, "input size limit exceeded: %d bytes, limit 5000", n)
+	text := req.GetInput().GetText()
+	if n := len(text) + len(req.GetInput().GetSsml()); n > 5000 {
+		return nil, 0, status.Errorf(codes.InvalidArgument, "input size limit exceeded: %d bytes, limit 5000", n)
 	}
 	if e := req.GetAudioConfig().GetAudioEncoding(); e != texttospeechpb.AudioEncoding_OGG_OPUS {
-		return nil, status.Errorf(codes.Unimplemented, "speechtest: only OGG_OPUS audio, not %v", e)
+		return nil, 0, status.Errorf(codes.Unimplemented, "speechtest: only OGG_OPUS audio, not %v", e)
 	}
-	if len(s.audio) == 0 {
-		return nil, status.Error(codes.Internal, "speechtest: no audio set")
+	var audio []byte
+	switch {
+	case s.audioFor != nil:
+		audio = s.audioFor(text)
+	case len(s.audio) == 0:
+		return nil, 0, status.Error(codes.Internal, "speechtest: no audio set")
+	default:
+		audio = s.audio[s.synthesized%len(s.audio)]
+		s.synthesized++
 	}
-	audio := s.audio[s.synthesized%len(s.audio)]
-	s.synthesized++
-	return &texttospeechpb.SynthesizeSpeechResponse{AudioContent: audio}, nil
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
+	return audio, s.pace.Base + time.Duration(utf8.RuneCountInString(text))*s.pace.PerChar, nil
 }
 
 type operationsService struct {

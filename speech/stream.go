@@ -1,0 +1,175 @@
+package speech
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/googleapis/gax-go/v2"
+)
+
+// DefaultParallel is how many Text-to-Speech calls one reply makes at once
+// in SpeakStream. At the pace of a model (a sentence every ~200 ms) and of
+// Text-to-Speech (~150 ms + 2 ms a character), two or three pieces are in
+// flight; four leaves room without letting one reply hog the quota.
+const DefaultParallel = 4
+
+// Retries of one piece in SpeakStream. This is the only retry layer for
+// those calls: the client library's own retries are turned off for them
+// (gax.WithRetry(nil)), so a failing piece costs at most chunkAttempts calls
+// and a few hundred milliseconds before the reply falls back to text.
+const chunkAttempts = 3
+
+var chunkBackoff = gax.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2}
+
+// Whole is a text that is already complete, in the form SpeakStream takes:
+// an answer from a unary call still gains from synthesizing its pieces
+// concurrently.
+func Whole(text string) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) { yield(text, nil) }
+}
+
+// piece is one Text-to-Speech call of SpeakStream and, once done is closed,
+// its outcome.
+type piece struct {
+	done  chan struct{}
+	audio []byte
+	err   error
+}
+
+// SpeakStream speaks an answer while it is still being written, as one
+// OGG/Opus voice note. text yields the answer in pieces of any size (such as
+// gemini.Stream.Text); SpeakStream cuts it at sentence ends (see Chunker),
+// synthesizes up to Config.TTSParallel pieces at once as they come, retries a
+// piece that fails transiently, and joins the audio in order. The language is
+// chosen from the first piece (see AnswerLanguage, with language as the hint)
+// and kept for the whole note. The limits of Synthesize apply: speech past
+// maxSpokenRunes characters or maxAudioBytes of audio is left out.
+//
+// SpeakStream reads text to its end even when synthesis fails, so that the
+// caller holds the whole answer for a text fallback. An error yielded by text
+// is returned as is (wrapped); ErrNothingToSay when no piece had anything to
+// say.
+func (c *Client) SpeakStream(ctx context.Context, text iter.Seq2[string, error], language string) (Speech, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	var (
+		chunker = NewChunker(c.minChunk)
+		sem     = make(chan struct{}, c.parallel)
+		wg      sync.WaitGroup
+		pieces  []*piece
+		v       *voice
+		chars   int
+	)
+	// start synthesizes a piece in the background, unless a piece failed
+	// already or the piece would go past what a voice note may say.
+	start := func(p string) {
+		p = Speakable(p)
+		n := utf8.RuneCountInString(p)
+		if p == "" || ctx.Err() != nil || chars+n > maxSpokenRunes && chars > 0 {
+			return
+		}
+		if v == nil {
+			language = AnswerLanguage(p, language)
+			v = c.voiceFor(language)
+		}
+		chars += n
+		pc := &piece{done: make(chan struct{})}
+		pieces = append(pieces, pc)
+		wg.Go(func() {
+			defer close(pc.done)
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+				pc.err = context.Cause(ctx)
+				return
+			}
+			pc.audio, pc.err = c.synthesizeRetrying(ctx, p, v)
+			if pc.err != nil {
+				cancel(pc.err)
+			}
+		})
+	}
+
+	var textErr error
+	for delta, err := range text {
+		if err != nil {
+			textErr = err
+			break
+		}
+		for _, p := range chunker.Add(delta) {
+			start(p)
+		}
+	}
+	if textErr == nil {
+		for _, p := range chunker.Flush() {
+			start(p)
+		}
+	} else {
+		cancel(textErr)
+	}
+	wg.Wait()
+
+	if textErr != nil {
+		return Speech{}, fmt.Errorf("speak stream: answer: %w", textErr)
+	}
+	if len(pieces) == 0 {
+		return Speech{}, ErrNothingToSay
+	}
+	files := make([][]byte, len(pieces))
+	for i, pc := range pieces {
+		if pc.err != nil {
+			return Speech{}, fmt.Errorf("speak stream (piece %d of %d): %w", i+1, len(pieces), pc.err)
+		}
+		files[i] = pc.audio
+	}
+	if err := context.Cause(ctx); err != nil {
+		return Speech{}, fmt.Errorf("speak stream: %w", err)
+	}
+	audio, err := joinCapped(files)
+	if err != nil {
+		return Speech{}, fmt.Errorf("speak stream: %w", err)
+	}
+	length, err := OggDuration(audio)
+	if err != nil {
+		return Speech{}, fmt.Errorf("speak stream: %w", err)
+	}
+	return Speech{Audio: audio, Seconds: length.Seconds(), Language: language, Chars: chars}, nil
+}
+
+// synthesizeRetrying speaks one piece, retrying transient failures with
+// chunkBackoff up to chunkAttempts calls in all, within ctx.
+func (c *Client) synthesizeRetrying(ctx context.Context, text string, v *voice) ([]byte, error) {
+	bo := chunkBackoff // a copy: gax.Backoff keeps state
+	for attempt := 1; ; attempt++ {
+		audio, err := c.synthesize(ctx, text, v, gax.WithRetry(nil))
+		if err == nil || attempt == chunkAttempts || !IsTransient(err) || ctx.Err() != nil {
+			return audio, err
+		}
+		if err := gax.Sleep(ctx, bo.Pause()); err != nil {
+			return nil, errors.Join(err, context.Cause(ctx))
+		}
+	}
+}
+
+// joinCapped joins OGG/Opus files in order into one voice note, leaving out
+// the files at the end that would take it past maxAudioBytes, beyond which
+// WhatsApp shows a file instead of a play button; the first file is always
+// kept, so there is something to send.
+func joinCapped(files [][]byte) ([]byte, error) {
+	audio, err := joinOpus(files)
+	if err != nil || len(audio) <= maxAudioBytes || len(files) == 1 {
+		return audio, err
+	}
+	for n := len(files) - 1; ; n-- {
+		if audio, err = joinOpus(files[:n]); err != nil || len(audio) <= maxAudioBytes || n == 1 {
+			return audio, err
+		}
+	}
+}
