@@ -167,15 +167,16 @@ func (s *Server) SetAudioFunc(f func(text string) []byte) {
 	s.audioFor = f
 }
 
-// Pace is how long SynthesizeSpeech takes: Base, plus PerChar for each
-// character of the input. Google's Chirp 3 HD voices take roughly 150 ms
-// plus 2 ms a character.
+// Pace is how long calls take. SynthesizeSpeech takes Base, plus PerChar
+// for each character of the input (Google's Chirp 3 HD voices take roughly
+// 150 ms plus 2 ms a character); Recognize takes Recognize.
 type Pace struct {
 	Base, PerChar time.Duration
+	Recognize     time.Duration
 }
 
-// SetPace makes later SynthesizeSpeech calls take as long as p says; the
-// zero Pace, the default, answers at once.
+// SetPace makes later calls take as long as p says; the zero Pace, the
+// default, answers at once.
 func (s *Server) SetPace(p Pace) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -267,15 +268,39 @@ type speechService struct {
 	s *Server
 }
 
-func (v speechService) Recognize(_ context.Context, req *speechpb.RecognizeRequest) (*speechpb.RecognizeResponse, error) {
-	s := v.s
+func (v speechService) Recognize(ctx context.Context, req *speechpb.RecognizeRequest) (*speechpb.RecognizeResponse, error) {
+	resp, delay, err := v.s.recognizeOutcome(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := sleep(ctx, delay); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// recognizeOutcome records req and decides its answer: resp after delay, or
+// an error at once.
+func (s *Server) recognizeOutcome(req *speechpb.RecognizeRequest) (*speechpb.RecognizeResponse, time.Duration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recognize = append(s.recognize, proto.Clone(req).(*speechpb.RecognizeRequest))
 	if err := s.failure(Recognize); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return &speechpb.RecognizeResponse{Results: s.results()}, nil
+	return &speechpb.RecognizeResponse{Results: s.results()}, s.pace.Recognize, nil
+}
+
+// sleep waits for d, or returns the gRPC status of ctx's end.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // BatchRecognize answers with an operation whose response holds an inline
@@ -347,12 +372,8 @@ func (v ttsService) SynthesizeSpeech(ctx context.Context, req *texttospeechpb.Sy
 		s.inFlight--
 		s.mu.Unlock()
 	}()
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return nil, status.FromContextError(ctx.Err()).Err()
-	case <-t.C:
+	if err := sleep(ctx, delay); err != nil {
+		return nil, err
 	}
 	return &texttospeechpb.SynthesizeSpeechResponse{AudioContent: audio}, nil
 }
