@@ -14,6 +14,12 @@
 // minutes of speech, and the audio at maxAudioBytes (512 KB), beyond which
 // WhatsApp shows a file instead of a play button; sentences past either limit
 // are not spoken.
+//
+// SpeakStream speaks an answer while the model is still writing it: a Chunker
+// cuts the growing text at sentence ends, the pieces are synthesized
+// concurrently, and their audio is joined in order into one voice note.
+// Either way the voice speaks the answer's language (AnswerLanguage,
+// DefaultVoices).
 package speech
 
 import (
