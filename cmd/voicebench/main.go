@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer r.close()
 
-	fmt.Fprintf(stdout, "%s message; answer: %d sentences, %d characters; model %v then %v a sentence; TTS %v + %v/char (parallel %d, pieces >= %d bytes); Graph %v a call",
+	fmt.Fprintf(stdout, "%s message; answer: %d sentence(s), %d characters; model %v then %v a sentence; TTS %v + %v/char (parallel %d, pieces >= %d bytes); Graph %v a call",
 		s.input, strings.Count(answer, ". ")+1, utf8.RuneCountInString(answer), s.first, s.per, s.ttsBase, s.ttsChar, s.parallel, s.minChunk, s.graphCall)
 	if s.input == "voice" {
 		fmt.Fprintf(stdout, "; Speech-to-Text %v", s.stt)
