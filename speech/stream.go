@@ -33,10 +33,8 @@ func Whole(text string) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) { yield(text, nil) }
 }
 
-// piece is one Text-to-Speech call of SpeakStream and, once done is closed,
-// its outcome.
+// piece is the outcome of one Text-to-Speech call of SpeakStream.
 type piece struct {
-	done  chan struct{}
 	audio []byte
 	err   error
 }
@@ -65,13 +63,15 @@ func (c *Client) SpeakStream(ctx context.Context, text iter.Seq2[string, error],
 		pieces  []*piece
 		v       *voice
 		chars   int
+		full    bool // a piece did not fit in maxSpokenRunes: the rest is left unsaid
 	)
 	// start synthesizes a piece in the background, unless a piece failed
-	// already or the piece would go past what a voice note may say.
+	// already or the voice note is full.
 	start := func(p string) {
 		p = Speakable(p)
 		n := utf8.RuneCountInString(p)
-		if p == "" || ctx.Err() != nil || chars+n > maxSpokenRunes && chars > 0 {
+		full = full || chars+n > maxSpokenRunes
+		if p == "" || full || ctx.Err() != nil {
 			return
 		}
 		if v == nil {
@@ -79,10 +79,9 @@ func (c *Client) SpeakStream(ctx context.Context, text iter.Seq2[string, error],
 			v = c.voiceFor(language)
 		}
 		chars += n
-		pc := &piece{done: make(chan struct{})}
+		pc := &piece{}
 		pieces = append(pieces, pc)
 		wg.Go(func() {
-			defer close(pc.done)
 			select {
 			case sem <- struct{}{}:
 				defer func() { <-sem }()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +261,39 @@ func TestSpeakStreamWhole(t *testing.T) {
 	}
 	if n := len(srv.SynthesizeRequests()); n != 3 {
 		t.Errorf("%d SynthesizeSpeech calls, want 3", n)
+	}
+}
+
+// TestSpeakStreamCapsSpokenText checks that a long answer is spoken up to
+// maxSpokenRunes characters, as its beginning, without gaps.
+func TestSpeakStreamCapsSpokenText(t *testing.T) {
+	t.Parallel()
+	c, srv := streamClient(t, Config{})
+	var b strings.Builder
+	for i := range 200 {
+		fmt.Fprintf(&b, "Sentence number %03d has exactly fifty characters. ", i)
+	}
+	b.WriteString("Bye.") // would still fit, but comes after what did not
+	read := 0
+	got, err := c.SpeakStream(t.Context(), deltas(b.String(), 40, &read), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spoken []string
+	for _, r := range srv.SynthesizeRequests() {
+		spoken = append(spoken, r.GetInput().GetText())
+	}
+	// The calls arrive in any order; put them in the answer's.
+	answer := b.String()
+	slices.SortFunc(spoken, func(x, y string) int { return strings.Index(answer, x) - strings.Index(answer, y) })
+	said := strings.Join(spoken, " ")
+	if n := utf8.RuneCountInString(said); n > maxSpokenRunes || n < maxSpokenRunes-DefaultMinChunk-60 || got.Chars != n-len(spoken)+1 {
+		t.Errorf("spoke %d characters (Chars %d), want the text cut a piece short of %d", n, got.Chars, maxSpokenRunes)
+	}
+	if !strings.HasPrefix(b.String(), said) {
+		t.Errorf("the spoken text is not the answer's beginning: %.300q...", said)
+	}
+	if read != b.Len() {
+		t.Errorf("read %d of %d bytes of the answer, want all of it", read, b.Len())
 	}
 }
