@@ -13,7 +13,6 @@ require (
 	github.com/abadojack/whatlanggo v1.0.1
 	github.com/fsouza/fake-gcs-server v1.56.1
 	github.com/goccy/go-json v0.12.0
-	github.com/googleapis/gax-go/v2 v2.27.0
 	google.golang.org/api v0.312.0
 	google.golang.org/genai v1.77.0
 	google.golang.org/grpc v1.85.0
@@ -46,6 +45,7 @@ require (
 	github.com/google/s2a-go v0.1.11 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/googleapis/enterprise-certificate-proxy v0.3.25 // indirect
+	github.com/googleapis/gax-go/v2 v2.27.0 // indirect
 	github.com/gorilla/handlers v1.5.2 // indirect
 	github.com/gorilla/mux v1.8.1 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect

@@ -35,7 +35,6 @@ import (
 	"cloud.google.com/go/speech/apiv2/speechpb"
 	texttospeech "cloud.google.com/go/texttospeech/apiv1"
 	"cloud.google.com/go/texttospeech/apiv1/texttospeechpb"
-	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -392,12 +391,12 @@ func (c *Client) Synthesize(ctx context.Context, text, language string) (Speech,
 }
 
 // synthesize speaks one request's text as an OGG/Opus file.
-func (c *Client) synthesize(ctx context.Context, text string, v *voice, opts ...gax.CallOption) ([]byte, error) {
+func (c *Client) synthesize(ctx context.Context, text string, v *voice) ([]byte, error) {
 	resp, err := c.tts.SynthesizeSpeech(ctx, &texttospeechpb.SynthesizeSpeechRequest{
 		Input:       &texttospeechpb.SynthesisInput{InputSource: &texttospeechpb.SynthesisInput_Text{Text: text}},
 		Voice:       &texttospeechpb.VoiceSelectionParams{LanguageCode: v.Language, Name: v.Name},
 		AudioConfig: &texttospeechpb.AudioConfig{AudioEncoding: texttospeechpb.AudioEncoding_OGG_OPUS},
-	}, opts...)
+	})
 	if err != nil {
 		return nil, err
 	}

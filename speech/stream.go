@@ -2,14 +2,12 @@ package speech
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"sync"
-	"time"
 	"unicode/utf8"
 
-	"github.com/googleapis/gax-go/v2"
+	"github.com/patternai/whatsapp-node/retry"
 )
 
 // DefaultParallel is how many Text-to-Speech calls one reply makes at once
@@ -17,14 +15,6 @@ import (
 // Text-to-Speech (~150 ms + 2 ms a character), two or three pieces are in
 // flight; four leaves room without letting one reply hog the quota.
 const DefaultParallel = 4
-
-// Retries of one piece in SpeakStream. This is the only retry layer for
-// those calls: the client library's own retries are turned off for them
-// (gax.WithRetry(nil)), so a failing piece costs at most chunkAttempts calls
-// and a few hundred milliseconds before the reply falls back to text.
-const chunkAttempts = 3
-
-var chunkBackoff = gax.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2}
 
 // Whole is a text that is already complete, in the form SpeakStream takes:
 // an answer from a unary call still gains from synthesizing its pieces
@@ -43,7 +33,10 @@ type piece struct {
 // OGG/Opus voice note. text yields the answer in pieces of any size (such as
 // gemini.Stream.Text); SpeakStream cuts it at sentence ends (see Chunker),
 // synthesizes up to Config.TTSParallel pieces at once as they come, retries a
-// piece that fails transiently, and joins the audio in order. The language is
+// piece that fails with policy (its Retryable defaults to IsTransient), and
+// joins the audio in order. The client library's own retries are off (see
+// New), so policy is the one retry layer of these calls: the caller must not
+// retry SpeakStream as a whole. The language is
 // chosen from the first piece (see AnswerLanguage, with language as the hint)
 // and kept for the whole note. The limits of Synthesize apply: speech past
 // maxSpokenRunes characters or maxAudioBytes of audio is left out.
@@ -52,7 +45,10 @@ type piece struct {
 // caller holds the whole answer for a text fallback. An error yielded by text
 // is returned as is (wrapped); ErrNothingToSay when no piece had anything to
 // say.
-func (c *Client) SpeakStream(ctx context.Context, text iter.Seq2[string, error], language string) (Speech, error) {
+func (c *Client) SpeakStream(ctx context.Context, text iter.Seq2[string, error], language string, policy retry.Policy) (Speech, error) {
+	if policy.Retryable == nil {
+		policy.Retryable = IsTransient
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -89,7 +85,9 @@ func (c *Client) SpeakStream(ctx context.Context, text iter.Seq2[string, error],
 				pc.err = context.Cause(ctx)
 				return
 			}
-			pc.audio, pc.err = c.synthesizeRetrying(ctx, p, v)
+			pc.audio, pc.err = retry.Do(ctx, policy, func(ctx context.Context) ([]byte, error) {
+				return c.synthesize(ctx, p, v)
+			})
 			if pc.err != nil {
 				cancel(pc.err)
 			}
@@ -140,21 +138,6 @@ func (c *Client) SpeakStream(ctx context.Context, text iter.Seq2[string, error],
 		return Speech{}, fmt.Errorf("speak stream: %w", err)
 	}
 	return Speech{Audio: audio, Seconds: length.Seconds(), Language: language, Chars: chars}, nil
-}
-
-// synthesizeRetrying speaks one piece, retrying transient failures with
-// chunkBackoff up to chunkAttempts calls in all, within ctx.
-func (c *Client) synthesizeRetrying(ctx context.Context, text string, v *voice) ([]byte, error) {
-	bo := chunkBackoff // a copy: gax.Backoff keeps state
-	for attempt := 1; ; attempt++ {
-		audio, err := c.synthesize(ctx, text, v, gax.WithRetry(nil))
-		if err == nil || attempt == chunkAttempts || !IsTransient(err) || ctx.Err() != nil {
-			return audio, err
-		}
-		if err := gax.Sleep(ctx, bo.Pause()); err != nil {
-			return nil, errors.Join(err, context.Cause(ctx))
-		}
-	}
 }
 
 // joinCapped joins OGG/Opus files in order into one voice note, leaving out

@@ -11,10 +11,14 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/patternai/whatsapp-node/retry"
 	"github.com/patternai/whatsapp-node/speech/speechtest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
+
+// quick is the retry policy of the tests: three calls, short waits.
+var quick = retry.Policy{Attempts: 3, Initial: 10 * time.Millisecond}
 
 func streamClient(t *testing.T, cfg Config) (*Client, *speechtest.Server) {
 	t.Helper()
@@ -69,7 +73,7 @@ func TestSpeakStreamOrder(t *testing.T) {
 	srv.SetPace(speechtest.Pace{PerChar: time.Millisecond})
 
 	read := 0
-	got, err := c.SpeakStream(t.Context(), deltas(text, 9, &read), "")
+	got, err := c.SpeakStream(t.Context(), deltas(text, 9, &read), "", quick)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +110,7 @@ func TestSpeakStreamManyPieces(t *testing.T) {
 	text := strings.Repeat("Short one. And another! ", 20)
 
 	read := 0
-	got, err := c.SpeakStream(t.Context(), deltas(text, 4, &read), "en-US")
+	got, err := c.SpeakStream(t.Context(), deltas(text, 4, &read), "en-US", quick)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +139,7 @@ func TestSpeakStreamParallelism(t *testing.T) {
 	text, _ := numbered(8)
 
 	read := 0
-	if _, err := c.SpeakStream(t.Context(), deltas(text, 1000, &read), ""); err != nil {
+	if _, err := c.SpeakStream(t.Context(), deltas(text, 1000, &read), "", quick); err != nil {
 		t.Fatal(err)
 	}
 	if n := srv.MaxConcurrentSynthesis(); n != 3 {
@@ -148,7 +152,7 @@ func TestSpeakStreamShortAnswer(t *testing.T) {
 	t.Parallel()
 	c, srv := streamClient(t, Config{})
 	read := 0
-	if _, err := c.SpeakStream(t.Context(), deltas("Sure, see you at nine. Bye!", 3, &read), ""); err != nil {
+	if _, err := c.SpeakStream(t.Context(), deltas("Sure, see you at nine. Bye!", 3, &read), "", quick); err != nil {
 		t.Fatal(err)
 	}
 	if reqs := srv.SynthesizeRequests(); len(reqs) != 1 || reqs[0].GetInput().GetText() != "Sure, see you at nine. Bye!" {
@@ -157,15 +161,15 @@ func TestSpeakStreamShortAnswer(t *testing.T) {
 }
 
 // TestSpeakStreamRetriesAPiece fails a piece twice: it is retried by
-// SpeakStream alone, so exactly three calls are made for it, and a third
-// failure is the end of it (the client library's retries, which would keep
-// going, are off).
+// SpeakStream's policy alone, so exactly three calls are made for it, and a
+// third failure is the end of it (the client library's retries, which would
+// keep going, are off).
 func TestSpeakStreamRetriesAPiece(t *testing.T) {
 	t.Parallel()
 	c, srv := streamClient(t, Config{})
 	srv.FailNext(speechtest.SynthesizeSpeech, 2, codes.Unavailable)
 	read := 0
-	got, err := c.SpeakStream(t.Context(), deltas("Hello there.", 100, &read), "")
+	got, err := c.SpeakStream(t.Context(), deltas("Hello there.", 100, &read), "", quick)
 	if err != nil || len(got.Audio) == 0 {
 		t.Fatalf("SpeakStream = %d bytes, %v; want the audio after two retries", len(got.Audio), err)
 	}
@@ -175,7 +179,7 @@ func TestSpeakStreamRetriesAPiece(t *testing.T) {
 
 	c, srv = streamClient(t, Config{})
 	srv.FailNext(speechtest.SynthesizeSpeech, 3, codes.Unavailable)
-	_, err = c.SpeakStream(t.Context(), deltas("Hello there.", 100, &read), "")
+	_, err = c.SpeakStream(t.Context(), deltas("Hello there.", 100, &read), "", quick)
 	if status.Code(err) != codes.Unavailable || !IsTransient(err) {
 		t.Errorf("SpeakStream error = %v, want Unavailable after three calls", err)
 	}
@@ -195,7 +199,7 @@ func TestSpeakStreamFailingPiece(t *testing.T) {
 	text, sentences := numbered(10)
 
 	read := 0
-	_, err := c.SpeakStream(t.Context(), deltas(text, 5, &read), "")
+	_, err := c.SpeakStream(t.Context(), deltas(text, 5, &read), "", quick)
 
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "piece 1 of") {
 		t.Errorf("SpeakStream error = %v, want piece 1's InvalidArgument", err)
@@ -217,7 +221,7 @@ func TestSpeakStreamTextError(t *testing.T) {
 			yield("", broken)
 		}
 	}
-	_, err := c.SpeakStream(t.Context(), text, "")
+	_, err := c.SpeakStream(t.Context(), text, "", quick)
 	if !errors.Is(err, broken) {
 		t.Errorf("SpeakStream error = %v, want the answer's error", err)
 	}
@@ -229,7 +233,7 @@ func TestSpeakStreamLanguage(t *testing.T) {
 	spanish := "Claro, he reservado una mesa para dos mañana a las nueve de la noche. El restaurante está cerca de la estación. " +
 		"Guardarán la mesa durante quince minutos. ¡Que lo disfrutes!"
 	read := 0
-	got, err := c.SpeakStream(t.Context(), deltas(spanish, 6, &read), "")
+	got, err := c.SpeakStream(t.Context(), deltas(spanish, 6, &read), "", quick)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +251,7 @@ func TestSpeakStreamNothingToSay(t *testing.T) {
 	t.Parallel()
 	c, srv := streamClient(t, Config{})
 	read := 0
-	_, err := c.SpeakStream(t.Context(), deltas("🎉 👍 https://example.com", 3, &read), "")
+	_, err := c.SpeakStream(t.Context(), deltas("🎉 👍 https://example.com", 3, &read), "", quick)
 	if !errors.Is(err, ErrNothingToSay) || len(srv.SynthesizeRequests()) != 0 {
 		t.Errorf("SpeakStream error = %v after %d calls, want ErrNothingToSay and none", err, len(srv.SynthesizeRequests()))
 	}
@@ -256,7 +260,7 @@ func TestSpeakStreamNothingToSay(t *testing.T) {
 func TestSpeakStreamWhole(t *testing.T) {
 	t.Parallel()
 	c, srv := streamClient(t, Config{TTSMinChunk: 1})
-	if _, err := c.SpeakStream(t.Context(), Whole("One. Two. Three."), ""); err != nil {
+	if _, err := c.SpeakStream(t.Context(), Whole("One. Two. Three."), "", quick); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(srv.SynthesizeRequests()); n != 3 {
@@ -275,7 +279,7 @@ func TestSpeakStreamCapsSpokenText(t *testing.T) {
 	}
 	b.WriteString("Bye.") // would still fit, but comes after what did not
 	read := 0
-	got, err := c.SpeakStream(t.Context(), deltas(b.String(), 40, &read), "")
+	got, err := c.SpeakStream(t.Context(), deltas(b.String(), 40, &read), "", quick)
 	if err != nil {
 		t.Fatal(err)
 	}

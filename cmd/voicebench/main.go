@@ -35,6 +35,7 @@ import (
 	"github.com/patternai/whatsapp-node/gemini/geminitest"
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
+	"github.com/patternai/whatsapp-node/retry"
 	"github.com/patternai/whatsapp-node/speech"
 	"github.com/patternai/whatsapp-node/speech/speechtest"
 )
@@ -277,7 +278,7 @@ func (r *rig) streamed(ctx context.Context, answer string, voice bool) (time.Dur
 		return 0, err
 	}
 	st := r.gemini.GenerateStream(ctx, nil, p)
-	sp, err := r.tts.SpeakStream(ctx, st.Text(), p.Language)
+	sp, err := r.tts.SpeakStream(ctx, st.Text(), p.Language, retry.Policy{})
 	if err != nil {
 		return 0, errors.Join(err, st.Err())
 	}
@@ -296,7 +297,7 @@ func (r *rig) audioNative(ctx context.Context, answer string, _ bool) (time.Dura
 	if err != nil {
 		return 0, err
 	}
-	sp, err := r.tts.SpeakStream(ctx, speech.Whole(heard.Answer), heard.Language)
+	sp, err := r.tts.SpeakStream(ctx, speech.Whole(heard.Answer), heard.Language, retry.Policy{})
 	if err != nil {
 		return 0, err
 	}
