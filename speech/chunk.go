@@ -133,6 +133,9 @@ func isAbbreviation(text string, dot int) bool {
 // (so a short answer is one piece) and at most maxRequestBytes, under the
 // API's 5000-byte limit. Give it the text as it comes with Add, then call
 // Flush once it is complete. The pieces joined with spaces are the text.
+// Pieces are cut from the raw answer and cleaned by Speakable one by one, so
+// markup that spans sentences (a code block) is not understood whole; the
+// system prompt asks for plain spoken sentences.
 type Chunker struct {
 	min     int
 	pending string
