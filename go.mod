@@ -12,6 +12,7 @@ require (
 	cloud.google.com/go/storage v1.70.0
 	cloud.google.com/go/texttospeech v1.24.1
 	github.com/GoogleCloudPlatform/functions-framework-go v1.9.2
+	github.com/abadojack/whatlanggo v1.0.1
 	github.com/fsouza/fake-gcs-server v1.56.1
 	github.com/goccy/go-json v0.12.0
 	google.golang.org/api v0.312.0

@@ -2,6 +2,9 @@
 // Gen AI SDK (google.golang.org/genai). It turns the conversation history and
 // the new message, with any images or documents, into one generateContent call
 // and returns the answer text, which the reply pipeline then speaks.
+// GenerateStream hands the answer over as it is written, so speech can start
+// early, and AnswerAudio lets the model hear a voice note itself and return
+// both what was said and the answer, as structured output.
 package gemini
 
 import (

@@ -14,6 +14,12 @@
 // minutes of speech, and the audio at maxAudioBytes (512 KB), beyond which
 // WhatsApp shows a file instead of a play button; sentences past either limit
 // are not spoken.
+//
+// SpeakStream speaks an answer while the model is still writing it: a Chunker
+// cuts the growing text at sentence ends, the pieces are synthesized
+// concurrently, and their audio is joined in order into one voice note.
+// Either way the voice speaks the answer's language (AnswerLanguage,
+// DefaultVoices).
 package speech
 
 import (
@@ -23,6 +29,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	speechapi "cloud.google.com/go/speech/apiv2"
 	"cloud.google.com/go/speech/apiv2/speechpb"
@@ -88,6 +95,12 @@ type Config struct {
 	TTSLanguage string // TTS_LANGUAGE, default "en-US"
 	// TTSEndpoint overrides the Text-to-Speech endpoint ("host:port").
 	TTSEndpoint string
+	// TTSParallel is how many Text-to-Speech calls SpeakStream makes at
+	// once for one reply; DefaultParallel when 0.
+	TTSParallel int
+	// TTSMinChunk is the length in bytes below which SpeakStream does not
+	// cut a piece; DefaultMinChunk when 0.
+	TTSMinChunk int
 
 	// ClientOptions are appended to the options of both API clients, after
 	// the endpoints above, so they win; tests point both clients at a fake.
@@ -109,6 +122,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TTSLanguage == "" {
 		c.TTSLanguage = DefaultTTSLanguage
+	}
+	if c.TTSParallel <= 0 {
+		c.TTSParallel = DefaultParallel
+	}
+	if c.TTSMinChunk <= 0 {
+		c.TTSMinChunk = DefaultMinChunk
 	}
 	return c
 }
@@ -136,6 +155,8 @@ type Client struct {
 	languages  []string
 	voice      string
 	voiceLang  string // language code sent with voice
+	parallel   int    // Text-to-Speech calls at once in SpeakStream
+	minChunk   int    // smallest piece SpeakStream cuts, in bytes
 }
 
 // New connects to Speech-to-Text and Text-to-Speech.
@@ -177,6 +198,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		languages:  languages,
 		voice:      cfg.TTSVoice,
 		voiceLang:  cfg.TTSLanguage,
+		parallel:   cfg.TTSParallel,
+		minChunk:   cfg.TTSMinChunk,
 	}, nil
 }
 
@@ -324,66 +347,60 @@ func (c *Client) batchRecognize(ctx context.Context, uri string) ([]*speechpb.Sp
 
 // Speech is a synthesized voice note.
 type Speech struct {
-	Audio   []byte // one OGG/Opus file
-	Seconds float64
+	Audio    []byte // one OGG/Opus file
+	Seconds  float64
+	Language string // the language it was spoken in (see AnswerLanguage); "" for TTS_LANGUAGE
+	Chars    int    // characters sent to Text-to-Speech, which bills by the character
 }
 
 // Synthesize speaks text as one OGG/Opus voice note. It first reduces the
 // text to what a voice should read (see Speakable) and caps its length (see
-// the package comment). language is the user's language when known (BCP-47,
-// such as "es-ES" or "es"), or "" for TTS_LANGUAGE. The configured voice is
-// used when it speaks that language; otherwise the API picks a voice by
-// language code.
+// the package comment). It speaks the language of the text, with language
+// (the user's language when known, BCP-47 such as "es-ES" or "es") as the
+// hint when the text does not tell (see AnswerLanguage), and "" meaning
+// TTS_LANGUAGE. The configured voice is used when it speaks that language;
+// otherwise the voice of DefaultVoices.
 func (c *Client) Synthesize(ctx context.Context, text, language string) (Speech, error) {
 	text = truncate(Speakable(text), maxSpokenRunes)
 	if text == "" {
 		return Speech{}, ErrNothingToSay
 	}
+	language = AnswerLanguage(text, language)
 	voice := c.voiceFor(language)
 	parts := chunks(text, maxRequestBytes)
 
-	var files [][]byte
-	var audio []byte
+	files := make([][]byte, len(parts))
+	chars := 0
 	for i, part := range parts {
-		resp, err := c.tts.SynthesizeSpeech(ctx, &texttospeechpb.SynthesizeSpeechRequest{
-			Input:       &texttospeechpb.SynthesisInput{InputSource: &texttospeechpb.SynthesisInput_Text{Text: part}},
-			Voice:       voice,
-			AudioConfig: &texttospeechpb.AudioConfig{AudioEncoding: texttospeechpb.AudioEncoding_OGG_OPUS},
-		})
+		b, err := c.synthesize(ctx, part, voice)
 		if err != nil {
 			return Speech{}, fmt.Errorf("synthesize speech (part %d of %d): %w", i+1, len(parts), err)
 		}
-		files = append(files, resp.GetAudioContent())
-		joined, err := joinOpus(files)
-		if err != nil {
-			return Speech{}, fmt.Errorf("synthesize speech: %w", err)
-		}
-		// Past the size a voice note may have, the rest is left unsaid, but
-		// never the first part, so there is always something to send.
-		if i > 0 && len(joined) > maxAudioBytes {
-			break
-		}
-		audio = joined
+		files[i] = b
+		chars += utf8.RuneCountInString(part)
+	}
+	audio, err := joinCapped(files)
+	if err != nil {
+		return Speech{}, fmt.Errorf("synthesize speech: %w", err)
 	}
 	length, err := OggDuration(audio)
 	if err != nil {
 		return Speech{}, fmt.Errorf("synthesize speech: %w", err)
 	}
-	return Speech{Audio: audio, Seconds: length.Seconds()}, nil
+	return Speech{Audio: audio, Seconds: length.Seconds(), Language: language, Chars: chars}, nil
 }
 
-// voiceFor picks the voice for a language: the configured one when it speaks
-// the language, else whatever voice the API has for the language code.
-func (c *Client) voiceFor(language string) *texttospeechpb.VoiceSelectionParams {
-	language = canonicalLanguage(language)
-	own := &texttospeechpb.VoiceSelectionParams{LanguageCode: c.voiceLang, Name: c.voice}
-	if language == "" {
-		return own
+// synthesize speaks one request's text as an OGG/Opus file.
+func (c *Client) synthesize(ctx context.Context, text string, v *voice) ([]byte, error) {
+	resp, err := c.tts.SynthesizeSpeech(ctx, &texttospeechpb.SynthesizeSpeechRequest{
+		Input:       &texttospeechpb.SynthesisInput{InputSource: &texttospeechpb.SynthesisInput_Text{Text: text}},
+		Voice:       &texttospeechpb.VoiceSelectionParams{LanguageCode: v.Language, Name: v.Name},
+		AudioConfig: &texttospeechpb.AudioConfig{AudioEncoding: texttospeechpb.AudioEncoding_OGG_OPUS},
+	})
+	if err != nil {
+		return nil, err
 	}
-	if primaryLanguage(language) == primaryLanguage(voiceLanguage(c.voice, c.voiceLang)) {
-		return own
-	}
-	return &texttospeechpb.VoiceSelectionParams{LanguageCode: language}
+	return resp.GetAudioContent(), nil
 }
 
 // voiceLanguage is the language a voice speaks, read from its name

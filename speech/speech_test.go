@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"cloud.google.com/go/speech/apiv2/speechpb"
 	"cloud.google.com/go/texttospeech/apiv1/texttospeechpb"
@@ -297,25 +298,55 @@ func TestSynthesize(t *testing.T) {
 
 func TestSynthesizeVoiceFollowsLanguage(t *testing.T) {
 	t.Parallel()
+	spanish := "Claro, he reservado una mesa para dos mañana a las nueve de la noche. El restaurante está cerca de la estación."
+	japanese := "承知しました。明日の夜九時に二名様でテーブルを予約しました。レストランは駅の近くにあります。"
 	tests := []struct {
-		language, wantName, wantCode string
+		text, language, wantName, wantCode string
 	}{
-		{"", speech.DefaultTTSVoice, "en-US"},
-		{"en-GB", speech.DefaultTTSVoice, "en-US"}, // the configured voice speaks English
-		{"en", speech.DefaultTTSVoice, "en-US"},
-		{"es-es", "", "es-ES"},
-		{"de", "", "de"},
+		{"Hello.", "", speech.DefaultTTSVoice, "en-US"},
+		{"Hello.", "en-GB", speech.DefaultTTSVoice, "en-US"}, // the configured voice speaks English
+		{"Hello.", "en", speech.DefaultTTSVoice, "en-US"},
+		{"Hola.", "es-es", "es-ES-Chirp3-HD-Achernar", "es-ES"},
+		{"Hallo.", "de", "de-DE-Chirp3-HD-Achernar", "de-DE"},
+		{"Hola.", "es-US", "es-US-Chirp3-HD-Achernar", "es-US"}, // a regional Chirp 3 HD locale
+		{"Salut.", "xx-YY", "", "xx-YY"},                        // no voice known: the API picks one
+		{spanish, "", "es-ES-Chirp3-HD-Achernar", "es-ES"},      // a text message: the answer tells
+		{spanish, "en-US", "es-ES-Chirp3-HD-Achernar", "es-ES"}, // the answer's language wins
+		{japanese, "", "ja-JP-Chirp3-HD-Achernar", "ja-JP"},
 	}
 	c, srv := newClient(t)
 	for i, tt := range tests {
-		if _, err := c.Synthesize(t.Context(), "Hello.", tt.language); err != nil {
+		sp, err := c.Synthesize(t.Context(), tt.text, tt.language)
+		if err != nil {
 			t.Fatal(err)
 		}
 		v := srv.SynthesizeRequests()[i].GetVoice()
 		if v.GetName() != tt.wantName || v.GetLanguageCode() != tt.wantCode {
-			t.Errorf("Synthesize(language %q) voice = %q in %q, want %q in %q",
-				tt.language, v.GetName(), v.GetLanguageCode(), tt.wantName, tt.wantCode)
+			t.Errorf("Synthesize(%.12q, language %q) voice = %q in %q, want %q in %q",
+				tt.text, tt.language, v.GetName(), v.GetLanguageCode(), tt.wantName, tt.wantCode)
 		}
+		if want := utf8.RuneCountInString(srv.SynthesizeRequests()[i].GetInput().GetText()); sp.Chars != want {
+			t.Errorf("Synthesize(%.12q) Chars = %d, want the %d characters sent", tt.text, sp.Chars, want)
+		}
+	}
+}
+
+// TestSynthesizeKeepsPersona checks that other languages are spoken by the
+// configured voice's persona.
+func TestSynthesizeKeepsPersona(t *testing.T) {
+	t.Parallel()
+	srv := speechtest.NewServer(t)
+	c, err := speech.New(t.Context(), speech.Config{Project: "p", TTSVoice: "en-GB-Chirp3-HD-Kore", TTSLanguage: "en-GB",
+		ClientOptions: srv.ClientOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Synthesize(t.Context(), "Bonjour.", "fr"); err != nil {
+		t.Fatal(err)
+	}
+	if v := srv.SynthesizeRequests()[0].GetVoice(); v.GetName() != "fr-FR-Chirp3-HD-Kore" || v.GetLanguageCode() != "fr-FR" {
+		t.Errorf("voice = %q in %q, want fr-FR-Chirp3-HD-Kore in fr-FR", v.GetName(), v.GetLanguageCode())
 	}
 }
 

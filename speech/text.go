@@ -87,28 +87,21 @@ func hasLetterOrDigit(s string) bool {
 	return strings.IndexFunc(s, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }) >= 0
 }
 
-// sentences splits text after sentence-ending punctuation. Latin-style marks
-// end a sentence only before a space; CJK full stops end one at once.
+// sentences splits text after each sentence end (see sentenceEnd).
 func sentences(text string) []string {
 	var out []string
 	start := 0
-	for i, r := range text {
-		end := -1
-		switch r {
-		case '。', '！', '？', '；':
-			end = i + utf8.RuneLen(r)
-		case '.', '!', '?', '…', ';':
-			next := i + utf8.RuneLen(r)
-			if next == len(text) || text[next] == ' ' || text[next] == '\n' {
-				end = next
-			}
-		}
-		if end > start {
+	for i := 0; i < len(text); {
+		_, size := utf8.DecodeRuneInString(text[i:])
+		if end := sentenceEnd(text, i, true); end > 0 {
 			if s := strings.TrimSpace(text[start:end]); s != "" {
 				out = append(out, s)
 			}
 			start = end
+			i = end
+			continue
 		}
+		i += size
 	}
 	if s := strings.TrimSpace(text[start:]); s != "" {
 		out = append(out, s)

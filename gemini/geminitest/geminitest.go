@@ -1,14 +1,20 @@
 // Package geminitest is a fake Vertex AI Gemini endpoint for tests and for the
-// local sandbox. It speaks the generateContent wire format on 127.0.0.1, so the
-// real gemini.Client (and the Gen AI SDK under it) talks to it unchanged and no
-// Google account is needed. It records every request, answers with scripted
-// answers or, when none is queued, with "You said: <last user text>", and can
-// fail the next requests with a chosen HTTP status. The local sandbox replaces
-// the echo with StandIn, which says that it is a stand-in.
+// local sandbox. It speaks the generateContent and streamGenerateContent
+// (server-sent events) wire formats on 127.0.0.1, so the real gemini.Client
+// (and the Gen AI SDK under it) talks to it unchanged and no Google account is
+// needed. It records every request, answers with scripted answers or, when
+// none is queued, with "You said: <last user text>", can fail the next
+// requests with a chosen HTTP status, and can write at a set pace (SetPace).
+//
+// A request with audio that asks for JSON (gemini.Client.AnswerAudio) is
+// answered with what the fake "heard" (SetHeard) and the answer to it.
+// The local sandbox replaces the echo with StandIn, which says that it is a
+// stand-in.
 package geminitest
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/patternai/whatsapp-node/gemini"
 	"google.golang.org/genai"
@@ -27,11 +34,15 @@ const (
 	Location = "global"
 )
 
-// Request is one generateContent call the fake received.
+// Request is one generateContent or streamGenerateContent call the fake
+// received.
 type Request struct {
 	Project, Location, Model string
-	SystemInstruction        *genai.Content
-	Contents                 []*genai.Content
+	// Stream is true for streamGenerateContent.
+	Stream            bool
+	SystemInstruction *genai.Content
+	Contents          []*genai.Content
+	GenerationConfig  *genai.GenerationConfig
 }
 
 // UserText returns the text of the last user content, the message being
@@ -71,7 +82,24 @@ type Answer struct {
 	// BlockReason, when set, answers with prompt feedback and no candidates,
 	// the way Vertex reports a blocked prompt.
 	BlockReason genai.BlockedReason
+	// Chunks, when set, are the pieces a stream writes (they must join to
+	// Text); otherwise Text is streamed a sentence at a time.
+	Chunks []string
 }
+
+// Pace is how fast the fake writes: the first piece of an answer after
+// FirstChunk, each further one PerChunk later. A unary call answers when the
+// stream of the same answer would have ended.
+type Pace struct {
+	FirstChunk, PerChunk time.Duration
+}
+
+// DefaultHeard and DefaultHeardLanguage are what the fake hears in any audio
+// until SetHeard says otherwise; they match testdata/voice_note.ogg.
+const (
+	DefaultHeard         = "Hello, can you book a table for two tomorrow evening?"
+	DefaultHeardLanguage = "en-US"
+)
 
 // Server is the fake endpoint. Its methods are safe for concurrent use.
 type Server struct {
@@ -79,14 +107,17 @@ type Server struct {
 	URL string
 	srv *httptest.Server
 
-	mu           sync.Mutex
-	requests     []Request
-	answers      []Answer
-	failures     int
-	failStatus   int
-	failIf       func() bool
-	failIfStatus int
-	echo         func(Request) string
+	mu            sync.Mutex
+	requests      []Request
+	answers       []Answer
+	failures      int
+	failStatus    int
+	failIf        func() bool
+	failIfStatus  int
+	echo          func(Request) string
+	pace          Pace
+	heard         string
+	heardLanguage string
 }
 
 // NewServer starts a fake that is closed when the test ends.
@@ -100,7 +131,7 @@ func NewServer(t testing.TB) *Server {
 // Start starts a fake outside of a test, for example in the local sandbox.
 // The caller must Close it.
 func Start() *Server {
-	s := &Server{echo: echo}
+	s := &Server{echo: echo, heard: DefaultHeard, heardLanguage: DefaultHeardLanguage}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1beta1/projects/{project}/locations/{location}/publishers/google/models/{model}", s.serveModel)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -157,6 +188,22 @@ func (s *Server) SetFailures(fail func() bool, status int) {
 	s.failIf, s.failIfStatus = fail, status
 }
 
+// SetPace makes later answers arrive at pace p; the zero Pace, the
+// default, answers at once.
+func (s *Server) SetPace(p Pace) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pace = p
+}
+
+// SetHeard sets what the fake hears in audio from now on and the language
+// it reports; an empty transcript means the audio held no speech.
+func (s *Server) SetHeard(transcript, language string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.heard, s.heardLanguage = transcript, language
+}
+
 // Requests returns the requests received so far, oldest first.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -166,13 +213,19 @@ func (s *Server) Requests() []Request {
 
 func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	model, method, _ := strings.Cut(r.PathValue("model"), ":")
-	if method != "generateContent" {
+	stream := method == "streamGenerateContent"
+	switch {
+	case method != "generateContent" && !stream:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("geminitest: method %q is not implemented", method))
+		return
+	case stream && r.URL.Query().Get("alt") != "sse":
+		writeError(w, http.StatusBadRequest, "geminitest: streams are served as server-sent events only (alt=sse)")
 		return
 	}
 	var body struct {
-		Contents          []*genai.Content `json:"contents"`
-		SystemInstruction *genai.Content   `json:"systemInstruction"`
+		Contents          []*genai.Content        `json:"contents"`
+		SystemInstruction *genai.Content          `json:"systemInstruction"`
+		GenerationConfig  *genai.GenerationConfig `json:"generationConfig"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 		writeError(w, http.StatusBadRequest, "Invalid JSON payload received. "+err.Error())
@@ -182,38 +235,107 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		Project:           r.PathValue("project"),
 		Location:          r.PathValue("location"),
 		Model:             model,
+		Stream:            stream,
 		SystemInstruction: body.SystemInstruction,
 		Contents:          body.Contents,
+		GenerationConfig:  body.GenerationConfig,
 	}
 
-	answer, status := s.next(req)
+	answer, status, pace := s.next(req)
 	if status != 0 {
 		writeError(w, status, "geminitest: scripted failure")
 		return
 	}
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	json.NewEncoder(w).Encode(response(req, answer))
+	chunks := answer.Chunks
+	if len(chunks) == 0 {
+		chunks = sentencePieces(answer.Text)
+	}
+	if !stream {
+		// A unary call answers when the whole answer would have been written.
+		if !sleep(r.Context(), pace.FirstChunk+time.Duration(max(len(chunks)-1, 0))*pace.PerChunk) {
+			return
+		}
+		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+		json.NewEncoder(w).Encode(response(req, answer, answer.Text, true))
+		return
+	}
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	flusher, _ := w.(http.Flusher)
+	if len(chunks) == 0 {
+		chunks = []string{""} // one event that says why there is no answer
+	}
+	for i, chunk := range chunks {
+		if !sleep(r.Context(), cmp.Or(pace.PerChunk*time.Duration(min(i, 1)), pace.FirstChunk)) {
+			return
+		}
+		b, _ := json.Marshal(response(req, answer, chunk, i == len(chunks)-1))
+		fmt.Fprintf(w, "data: %s\r\n\r\n", b)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+}
+
+// sleep waits for d, or reports false if the client went away first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// sentencePieces cuts text after each sentence end, leaving the space that
+// follows it at the start of the next piece, as a model's tokens do.
+func sentencePieces(text string) []string {
+	var out []string
+	start := 0
+	for i, r := range text {
+		if i > start && (r == ' ' || r == '\n') && strings.ContainsAny(text[i-1:i], ".!?") {
+			out = append(out, text[start:i])
+			start = i
+		}
+	}
+	if start < len(text) {
+		out = append(out, text[start:])
+	}
+	return out
 }
 
 // next records req and decides its outcome: a status to fail with, or the
-// answer to give.
-func (s *Server) next(req Request) (Answer, int) {
+// answer to give and the pace to give it at.
+func (s *Server) next(req Request) (Answer, int, Pace) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, req)
 	if s.failures > 0 {
 		s.failures--
-		return Answer{}, s.failStatus
+		return Answer{}, s.failStatus, s.pace
 	}
 	if s.failIf != nil && s.failIf() {
-		return Answer{}, s.failIfStatus
+		return Answer{}, s.failIfStatus, s.pace
 	}
-	if len(s.answers) > 0 {
-		a := s.answers[0]
+	var a Answer
+	switch {
+	case len(s.answers) > 0:
+		a = s.answers[0]
 		s.answers = s.answers[1:]
-		return a, 0
+	case req.hasAudio():
+		a = Answer{Text: "You said: " + s.heard}
+	default:
+		a = Answer{Text: s.echo(req)}
 	}
-	return Answer{Text: s.echo(req)}, 0
+	if req.hasAudio() && req.GenerationConfig != nil && req.GenerationConfig.ResponseMIMEType == "application/json" {
+		a = s.heardAnswer(a)
+	}
+	return a, 0, s.pace
 }
 
 func echo(req Request) string { return "You said: " + req.UserText() }
@@ -242,9 +364,41 @@ func StandIn(req Request) string {
 	return b.String()
 }
 
-// response builds a generateContent response in the shape Vertex returns.
-// Token counts are word counts, which keeps them deterministic.
-func response(req Request, a Answer) map[string]any {
+// heardAnswer wraps an answer to audio in the JSON that gemini.AnswerAudio
+// asks for. With nothing heard there is nothing to answer either. The caller
+// holds s.mu.
+func (s *Server) heardAnswer(a Answer) Answer {
+	if a.BlockReason != "" {
+		return a
+	}
+	heard := map[string]string{"transcript": s.heard, "language": s.heardLanguage, "answer": a.Text}
+	if s.heard == "" {
+		heard = map[string]string{"transcript": "", "language": "", "answer": ""}
+	}
+	b, _ := json.Marshal(heard)
+	return Answer{Text: string(b), FinishReason: a.FinishReason}
+}
+
+// hasAudio reports whether the message being answered carries audio.
+func (r Request) hasAudio() bool {
+	for i := len(r.Contents) - 1; i >= 0; i-- {
+		if c := r.Contents[i]; c != nil && c.Role == genai.RoleUser {
+			for _, p := range c.Parts {
+				if p != nil && p.InlineData != nil && strings.HasPrefix(p.InlineData.MIMEType, "audio/") {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return false
+}
+
+// response builds a generateContent response, or one event of a stream, in
+// the shape Vertex returns: text is the whole answer or this event's piece of
+// it, and only the last event has the finish reason. Token counts are word
+// counts, which keeps them deterministic.
+func response(req Request, a Answer, text string, last bool) map[string]any {
 	promptTokens := 0
 	for _, c := range req.Contents {
 		promptTokens += len(strings.Fields(contentText(c)))
@@ -253,12 +407,14 @@ func response(req Request, a Answer) map[string]any {
 	resp := map[string]any{
 		"modelVersion": req.Model,
 		"responseId":   fmt.Sprintf("geminitest-%d", len(req.Contents)),
-		"usageMetadata": map[string]any{
+	}
+	if last {
+		resp["usageMetadata"] = map[string]any{
 			"promptTokenCount":     promptTokens,
 			"candidatesTokenCount": answerTokens,
 			"totalTokenCount":      promptTokens + answerTokens,
 			"trafficType":          "ON_DEMAND",
-		},
+		}
 	}
 	if a.BlockReason != "" {
 		resp["promptFeedback"] = map[string]any{
@@ -267,11 +423,14 @@ func response(req Request, a Answer) map[string]any {
 		}
 		return resp
 	}
-	candidate := map[string]any{"finishReason": cmp.Or(a.FinishReason, genai.FinishReasonStop)}
-	if a.Text != "" {
+	candidate := map[string]any{}
+	if last {
+		candidate["finishReason"] = cmp.Or(a.FinishReason, genai.FinishReasonStop)
+	}
+	if text != "" {
 		candidate["content"] = map[string]any{
 			"role":  genai.RoleModel,
-			"parts": []map[string]any{{"text": a.Text}},
+			"parts": []map[string]any{{"text": text}},
 		}
 	}
 	resp["candidates"] = []any{candidate}

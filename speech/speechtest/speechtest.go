@@ -4,7 +4,8 @@
 // client libraries connect to it unchanged (see ClientOptions). It records
 // every request, answers with a configurable transcript, returns real
 // OGG/Opus audio for synthesis (recorded, or read from the text by a Voice
-// such as LocalVoice), and can be told to fail the next calls.
+// such as LocalVoice), can take as long as the real services (SetPace), and
+// can be told to fail the next calls.
 package speechtest
 
 import (
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
 	"cloud.google.com/go/speech/apiv2/speechpb"
@@ -71,8 +74,12 @@ type Server struct {
 	transcript   string
 	language     string
 	audio        [][]byte
+	audioFor     func(text string) []byte
 	voice        Voice
 	synthesized  int
+	pace         Pace
+	inFlight     int // SynthesizeSpeech calls being answered
+	maxInFlight  int
 	pendingPolls int
 	failures     map[string][]codes.Code
 	operations   map[string]*operation
@@ -160,6 +167,40 @@ func (s *Server) SetVoice(voice Voice) {
 	s.voice = voice
 }
 
+// SetAudioFunc makes SynthesizeSpeech answer each request with the audio f
+// returns for its text, so a test can tell which piece is which in a joined
+// voice note whatever order the calls arrive in. nil goes back to SetAudio's
+// files.
+func (s *Server) SetAudioFunc(f func(text string) []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.audioFor = f
+}
+
+// Pace is how long calls take. SynthesizeSpeech takes Base, plus PerChar
+// for each character of the input (Google's Chirp 3 HD voices take roughly
+// 150 ms plus 2 ms a character); Recognize takes Recognize.
+type Pace struct {
+	Base, PerChar time.Duration
+	Recognize     time.Duration
+}
+
+// SetPace makes later calls take as long as p says; the zero Pace, the
+// default, answers at once.
+func (s *Server) SetPace(p Pace) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pace = p
+}
+
+// MaxConcurrentSynthesis is the most SynthesizeSpeech calls that were being
+// answered at once so far.
+func (s *Server) MaxConcurrentSynthesis() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInFlight
+}
+
 // SetPendingPolls makes each later batch recognition report "not done" to
 // this many polls before it reports its result, so clients must poll.
 func (s *Server) SetPendingPolls(n int) {
@@ -237,15 +278,39 @@ type speechService struct {
 	s *Server
 }
 
-func (v speechService) Recognize(_ context.Context, req *speechpb.RecognizeRequest) (*speechpb.RecognizeResponse, error) {
-	s := v.s
+func (v speechService) Recognize(ctx context.Context, req *speechpb.RecognizeRequest) (*speechpb.RecognizeResponse, error) {
+	resp, delay, err := v.s.recognizeOutcome(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := sleep(ctx, delay); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// recognizeOutcome records req and decides its answer: resp after delay, or
+// an error at once.
+func (s *Server) recognizeOutcome(req *speechpb.RecognizeRequest) (*speechpb.RecognizeResponse, time.Duration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recognize = append(s.recognize, proto.Clone(req).(*speechpb.RecognizeRequest))
 	if err := s.failure(Recognize); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return &speechpb.RecognizeResponse{Results: s.results()}, nil
+	return &speechpb.RecognizeResponse{Results: s.results()}, s.pace.Recognize, nil
+}
+
+// sleep waits for d, or returns the gRPC status of ctx's end.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // BatchRecognize answers with an operation whose response holds an inline
@@ -303,14 +368,21 @@ type ttsService struct {
 }
 
 // SynthesizeSpeech reads the text with the voice SetVoice set or, without
-// one, returns the next audio file whatever the text. It rejects what the
+// one, returns the next audio file whatever the text (or the file
+// SetAudioFunc picks for it), after the time SetPace sets. It rejects what the
 // real service rejects: input over 5000 bytes, and encodings other than
 // OGG_OPUS, which this fake has no audio for.
 func (v ttsService) SynthesizeSpeech(ctx context.Context, req *texttospeechpb.SynthesizeSpeechRequest) (*texttospeechpb.SynthesizeSpeechResponse, error) {
-	voice, audio, err := v.s.synthesis(req)
+	s := v.s
+	voice, audio, delay, err := s.synthesizeOutcome(req)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
 	if voice != nil {
 		// The voice runs outside the lock: it may take a while, and calls
 		// for other requests need not wait for it.
@@ -318,36 +390,45 @@ func (v ttsService) SynthesizeSpeech(ctx context.Context, req *texttospeechpb.Sy
 			return nil, status.Errorf(codes.Internal, "speechtest: voice: %v", err)
 		}
 	}
+	if err := sleep(ctx, delay); err != nil {
+		return nil, err
+	}
 	return &texttospeechpb.SynthesizeSpeechResponse{AudioContent: audio}, nil
 }
 
-// synthesis records req and decides its outcome: an error, the voice to read
-// it with, or else the audio file to return.
-func (s *Server) synthesis(req *texttospeechpb.SynthesizeSpeechRequest) (Voice, []byte, error) {
+// synthesizeOutcome records req and decides its answer: the voice to read it
+// with or else the audio, after delay; or an error at once.
+func (s *Server) synthesizeOutcome(req *texttospeechpb.SynthesizeSpeechRequest) (Voice, []byte, time.Duration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.synthesize = append(s.synthesize, proto.Clone(req).(*texttospeechpb.SynthesizeSpeechRequest))
 	if err := s.failure(SynthesizeSpeech); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	if n := len(req.GetInput().GetText()) + len(req.GetInput().GetSsml()); n > 5000 {
-		return nil, nil, status.Errorf(codes.InvalidArgument, "input size limit exceeded: %d bytes, limit 5000", n)
+	text := req.GetInput().GetText()
+	if n := len(text) + len(req.GetInput().GetSsml()); n > 5000 {
+		return nil, nil, 0, status.Errorf(codes.InvalidArgument, "input size limit exceeded: %d bytes, limit 5000", n)
 	}
 	if e := req.GetAudioConfig().GetAudioEncoding(); e != texttospeechpb.AudioEncoding_OGG_OPUS {
-		return nil, nil, status.Errorf(codes.Unimplemented, "speechtest: only OGG_OPUS audio, not %v", e)
+		return nil, nil, 0, status.Errorf(codes.Unimplemented, "speechtest: only OGG_OPUS audio, not %v", e)
 	}
-	if s.voice != nil {
-		if req.GetInput().GetText() == "" {
-			return nil, nil, status.Error(codes.Unimplemented, "speechtest: the voice reads text input only")
+	var audio []byte
+	switch {
+	case s.voice != nil:
+		if text == "" {
+			return nil, nil, 0, status.Error(codes.Unimplemented, "speechtest: the voice reads text input only")
 		}
-		return s.voice, nil, nil
+	case s.audioFor != nil:
+		audio = s.audioFor(text)
+	case len(s.audio) == 0:
+		return nil, nil, 0, status.Error(codes.Internal, "speechtest: no audio set")
+	default:
+		audio = s.audio[s.synthesized%len(s.audio)]
+		s.synthesized++
 	}
-	if len(s.audio) == 0 {
-		return nil, nil, status.Error(codes.Internal, "speechtest: no audio set")
-	}
-	audio := s.audio[s.synthesized%len(s.audio)]
-	s.synthesized++
-	return nil, audio, nil
+	s.inFlight++
+	s.maxInFlight = max(s.maxInFlight, s.inFlight)
+	return s.voice, audio, s.pace.Base + time.Duration(utf8.RuneCountInString(text))*s.pace.PerChar, nil
 }
 
 type operationsService struct {

@@ -1,8 +1,13 @@
 package speechtest_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	texttospeech "cloud.google.com/go/texttospeech/apiv1"
 	"cloud.google.com/go/texttospeech/apiv1/texttospeechpb"
@@ -60,5 +65,67 @@ func request(text string, audio *texttospeechpb.AudioConfig) *texttospeechpb.Syn
 		Input:       &texttospeechpb.SynthesisInput{InputSource: &texttospeechpb.SynthesisInput_Text{Text: text}},
 		Voice:       &texttospeechpb.VoiceSelectionParams{LanguageCode: "en-US"},
 		AudioConfig: audio,
+	}
+}
+
+// TestPace checks that a synthesis takes no less than the pace says (the
+// benchmarks rely on it), and that a caller that gives up is not kept
+// waiting.
+func TestPace(t *testing.T) {
+	t.Parallel()
+	srv := speechtest.NewServer(t)
+	c, err := texttospeech.NewClient(t.Context(), srv.ClientOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv.SetPace(speechtest.Pace{Base: 40 * time.Millisecond, PerChar: 5 * time.Millisecond})
+	ogg := &texttospeechpb.AudioConfig{AudioEncoding: texttospeechpb.AudioEncoding_OGG_OPUS}
+
+	start := time.Now()
+	if _, err := c.SynthesizeSpeech(t.Context(), request("Hello, ünïcode.", ogg)); err != nil {
+		t.Fatal(err)
+	}
+	if took, want := time.Since(start), 40*time.Millisecond+15*5*time.Millisecond; took < want {
+		t.Errorf("SynthesizeSpeech of 15 characters took %v, want at least %v", took, want)
+	}
+
+	srv.SetPace(speechtest.Pace{Base: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err = c.SynthesizeSpeech(ctx, request("Hello.", ogg))
+	if status.Code(err) != codes.DeadlineExceeded && !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
+		t.Errorf("SynthesizeSpeech past its deadline: error %v after %v, want DeadlineExceeded at once", err, time.Since(start))
+	}
+}
+
+// TestAudioFunc checks that audio can be chosen by text, and that the peak
+// of concurrent calls is counted.
+func TestAudioFunc(t *testing.T) {
+	t.Parallel()
+	srv := speechtest.NewServer(t)
+	c, err := texttospeech.NewClient(t.Context(), srv.ClientOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	files := speechtest.TTSAudio()
+	srv.SetAudioFunc(func(text string) []byte { return files[len(text)%2] })
+	srv.SetPace(speechtest.Pace{Base: 30 * time.Millisecond})
+	ogg := &texttospeechpb.AudioConfig{AudioEncoding: texttospeechpb.AudioEncoding_OGG_OPUS}
+
+	var wg sync.WaitGroup
+	for _, text := range []string{"ab", "abc", "abcd"} {
+		wg.Go(func() {
+			resp, err := c.SynthesizeSpeech(t.Context(), request(text, ogg))
+			if err != nil || !bytes.Equal(resp.GetAudioContent(), files[len(text)%2]) {
+				t.Errorf("SynthesizeSpeech(%q) = %d bytes, %v; want file %d", text, len(resp.GetAudioContent()), err, len(text)%2)
+			}
+		})
+	}
+	wg.Wait()
+	if n := srv.MaxConcurrentSynthesis(); n != 3 {
+		t.Errorf("MaxConcurrentSynthesis() = %d, want 3", n)
 	}
 }
