@@ -20,7 +20,7 @@
 # CONCURRENCY (40), MAX_INSTANCES (10), MIN_INSTANCES (0), WHATSAPP_WABA_ID
 # (subscribes the app to that WhatsApp Business Account), and settings passed
 # to the function: REPLY_MODE, GEMINI_MODEL, TTS_VOICE, TTS_LANGUAGE,
-# STT_LANGUAGES, STT_LOCATION, GRAPH_API_VERSION, LOG_LEVEL.
+# STT_ENGINE, STT_LANGUAGES, STT_LOCATION, GRAPH_API_VERSION, LOG_LEVEL.
 set -euo pipefail
 
 DRY_RUN=false
@@ -206,7 +206,7 @@ change pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAccount:$R
 echo "== function"
 env_vars="STORE=firestore,QUEUE=pubsub,GOOGLE_CLOUD_PROJECT=$PROJECT,MEDIA_BUCKET=$BUCKET"
 env_vars+=",PUBSUB_TOPIC=$TOPIC,PUBSUB_SERVICE_ACCOUNT=$PUSH_SA,PUBSUB_AUDIENCE=$AUDIENCE"
-for name in REPLY_MODE GEMINI_MODEL TTS_VOICE TTS_LANGUAGE STT_LOCATION GRAPH_API_VERSION LOG_LEVEL; do
+for name in REPLY_MODE GEMINI_MODEL TTS_VOICE TTS_LANGUAGE STT_ENGINE STT_LOCATION GRAPH_API_VERSION LOG_LEVEL; do
   if [ -n "${!name:-}" ]; then env_vars+=",$name=${!name}"; fi
 done
 # STT_LANGUAGES holds commas, so it goes in with gcloud's alternative delimiter.

@@ -137,7 +137,7 @@ func (d *deployment) run(t *testing.T, env map[string]string, args ...string) (s
 // environment unless a test gives them.
 var deployVariables = []string{"PROJECT", "REGION", "FUNCTION", "BUCKET", "TOPIC", "FIRESTORE_LOCATION", "CPU",
 	"MEMORY", "CONCURRENCY", "MAX_INSTANCES", "MIN_INSTANCES", "GRAPH_API_BASE_URL", "GRAPH_API_VERSION",
-	"REPLY_MODE", "GEMINI_MODEL", "TTS_VOICE", "TTS_LANGUAGE", "STT_LANGUAGES", "STT_LOCATION", "LOG_LEVEL"}
+	"REPLY_MODE", "GEMINI_MODEL", "TTS_VOICE", "TTS_LANGUAGE", "STT_ENGINE", "STT_LANGUAGES", "STT_LOCATION", "LOG_LEVEL"}
 
 func (d *deployment) calls(t *testing.T) []string {
 	t.Helper()

@@ -81,6 +81,10 @@ type Config struct {
 	HistoryTTL   time.Duration // HISTORY_TTL
 	ReplyMode    string        // REPLY_MODE: audio, text, both or mirror
 	Fallback     string        // FALLBACK_MESSAGE; empty means the reply package's default
+	// STTEngine hears voice notes: speech (Speech-to-Text, then the model
+	// answers the text) or gemini (the model hears the audio and answers in
+	// one call).
+	STTEngine string // STT_ENGINE
 	// Speech settings; empty means the speech package's defaults.
 	STTModel     string   // STT_MODEL
 	STTLocation  string   // STT_LOCATION
@@ -137,6 +141,7 @@ func Load(getenv func(string) string) (Config, error) {
 		HistoryTTL:   r.duration("HISTORY_TTL", 24*time.Hour),
 		ReplyMode:    oneOf(&r, "REPLY_MODE", "audio", "audio", "text", "both", "mirror"),
 		Fallback:     r.str("FALLBACK_MESSAGE", ""),
+		STTEngine:    oneOf(&r, "STT_ENGINE", "speech", "speech", "gemini"),
 		STTModel:     r.str("STT_MODEL", ""),
 		STTLocation:  r.str("STT_LOCATION", ""),
 		STTLanguages: r.list("STT_LANGUAGES", ""),

@@ -52,8 +52,8 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	}{
 		{"nothing set", map[string]string{}, []string{"WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "WHATSAPP_ACCESS_TOKEN"}},
 		{"blank secret", with(map[string]string{"WHATSAPP_APP_SECRET": "  "}), []string{"WHATSAPP_APP_SECRET"}},
-		{"bad values", with(map[string]string{"STORE": "redis", "MARKER_TTL": "soon", "HISTORY_TURNS": "-1", "REPLY_MODE": "video", "LOG_LEVEL": "loud"}),
-			[]string{"STORE", "MARKER_TTL", "HISTORY_TURNS", "REPLY_MODE", "LOG_LEVEL"}},
+		{"bad values", with(map[string]string{"STORE": "redis", "MARKER_TTL": "soon", "HISTORY_TURNS": "-1", "REPLY_MODE": "video", "LOG_LEVEL": "loud", "STT_ENGINE": "whisper"}),
+			[]string{"STORE", "MARKER_TTL", "HISTORY_TURNS", "REPLY_MODE", "LOG_LEVEL", "STT_ENGINE"}},
 		{"firestore without project", with(map[string]string{"STORE": "firestore"}), []string{"GOOGLE_CLOUD_PROJECT"}},
 		{"pubsub without push identity", with(map[string]string{"QUEUE": "pubsub", "GOOGLE_CLOUD_PROJECT": "p"}), []string{"PUBSUB_SERVICE_ACCOUNT"}},
 		{"pubsub unverified outside the emulator", with(map[string]string{"QUEUE": "pubsub", "GOOGLE_CLOUD_PROJECT": "p", "PUBSUB_VERIFY": "false"}), []string{"PUBSUB_EMULATOR_HOST"}},
@@ -95,12 +95,12 @@ func TestLoadReadsSettings(t *testing.T) {
 	t.Parallel()
 	c, err := config.Load(env(with(map[string]string{
 		"STORE": "FIRESTORE", "GOOGLE_CLOUD_PROJECT": "p", "MARKER_TTL": "48h", "STT_LANGUAGES": "en-US, es-ES ,",
-		"REPLY_MODE": "mirror", "LOG_LEVEL": "debug", "QUEUE_WORKERS": "3",
+		"REPLY_MODE": "mirror", "LOG_LEVEL": "debug", "QUEUE_WORKERS": "3", "STT_ENGINE": "Gemini",
 	})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Store != "firestore" || c.MarkerTTL != 48*time.Hour || c.ReplyMode != "mirror" || c.Workers != 3 ||
+	if c.Store != "firestore" || c.MarkerTTL != 48*time.Hour || c.ReplyMode != "mirror" || c.Workers != 3 || c.STTEngine != "gemini" ||
 		strings.Join(c.STTLanguages, "|") != "en-US|es-ES" || c.LogLevel.String() != "DEBUG" {
 		t.Errorf("Load = %+v", c)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"sync"
 	"time"
@@ -36,6 +37,14 @@ type attempt struct {
 	marker store.Marker // as last read: at the claim, then at each renewal
 	sent   map[string]bool
 	stages []any // stage durations for the summary log line
+	cost   cost  // what the reply used, for the summary log line
+}
+
+// cost is what a reply used, in the units its services bill.
+type cost struct {
+	gemini.Usage
+	audioInSeconds float64 // recognized by Speech-to-Text
+	ttsChars       int     // sent to Text-to-Speech
 }
 
 func newAttempt(p *Pipeline, job queue.Job, m store.Marker, log *slog.Logger) *attempt {
@@ -159,7 +168,8 @@ func (a *attempt) renew(ctx context.Context) (store.Marker, error) {
 }
 
 // answer produces the answer (or finds the one staged by an earlier attempt)
-// and delivers it in the configured mode.
+// and delivers it in the configured mode. A fresh answer is spoken while the
+// model writes it; the text goes out as soon as the answer is complete.
 func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 	start := time.Now()
 	// The read receipt and typing indicator go out beside the real work; a
@@ -173,16 +183,24 @@ func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 	defer wg.Wait()
 	defer a.staging.Wait()
 
+	mode := a.p.opts.Mode
+	wantText := mode == Text || mode == Both || mode == Mirror && k != voice
+	speak := (mode == Audio || mode == Both || mode == Mirror && k == voice) && !a.isSent(partAudio)
+
 	st, err := a.stagedAnswer(ctx)
 	if err != nil {
 		return err
 	}
-	if st == nil {
-		if st, err = a.think(ctx, k, userText); err != nil {
+	var note *voiceNote
+	switch {
+	case st == nil:
+		if st, note, err = a.think(ctx, k, userText, speak); err != nil {
 			return err
 		}
+	case speak:
+		note = a.voiceOf(ctx, st)
 	}
-	if err := a.deliver(ctx, st); err != nil {
+	if err := a.deliver(ctx, st, note, wantText); err != nil {
 		return err
 	}
 	turns := []store.Turn{
@@ -194,16 +212,22 @@ func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 		a.log.Error("conversation not recorded", "error", err)
 	}
 	a.mu.Lock()
-	stages := a.stages
+	fields := append(a.stages, "total_ms", ms(time.Since(start)), "model", a.p.deps.Responder.Model(),
+		"mode", string(mode), "reply_chars", len([]rune(st.Answer)), "language", st.Language)
+	// What the reply used, under the names README's cost command sums: on
+	// every line, zeros included.
+	fields = append(fields, "prompt_tokens", a.cost.PromptTokens, "answer_tokens", a.cost.AnswerTokens,
+		"audio_in_seconds", a.cost.audioInSeconds, "tts_chars", a.cost.ttsChars)
 	a.mu.Unlock()
-	a.log.Info("replied", append(stages, "total_ms", ms(time.Since(start)), "model", a.p.deps.Responder.Model(),
-		"mode", string(a.p.opts.Mode), "reply_chars", len([]rune(st.Answer)), "language", st.Language)...)
+	a.log.Info("replied", fields...)
 	return nil
 }
 
-// think builds the prompt (transcribing or downloading what it needs, beside
-// reading the history), asks the model and stages its answer.
-func (a *attempt) think(ctx context.Context, k kind, userText string) (*staged, error) {
+// think builds the prompt (hearing or downloading what it needs, beside
+// reading the history), asks the model and stages its answer. It returns
+// once the answer is complete. With speak, the voice note is spoken while the
+// model writes, and may still be being finished when think returns.
+func (a *attempt) think(ctx context.Context, k kind, userText string, speak bool) (*staged, *voiceNote, error) {
 	var (
 		history []store.Turn
 		herr    error
@@ -211,18 +235,24 @@ func (a *attempt) think(ctx context.Context, k kind, userText string) (*staged, 
 	)
 	wg.Go(func() { history, herr = a.p.deps.Store.History(ctx, a.job.Sender, a.p.opts.HistoryTurns) })
 
-	st := &staged{Question: userText, Voice: k == voice}
+	st := &staged{Question: userText}
 	prompt := gemini.Prompt{Text: userText}
-	var err error
-	switch k {
-	case voice:
+	hear := k == voice && a.p.opts.STTEngine == GeminiAudio
+	var (
+		att gemini.Attachment
+		err error
+	)
+	switch {
+	case hear:
+		// The model hears the voice note itself: no transcript to wait for.
+		att, err = a.attachment(ctx)
+	case k == voice:
 		var tr speech.Transcript
 		if tr, err = a.transcribe(ctx); err == nil {
-			st.Question, st.Language = tr.Text, tr.Language
+			st.Question = tr.Text
 			prompt.Text, prompt.Language = tr.Text, tr.Language
 		}
-	case attachment:
-		var att gemini.Attachment
+	case k == attachment:
 		if att, err = a.attachment(ctx); err == nil {
 			prompt.Attachments = []gemini.Attachment{att}
 			st.Question = "[" + a.job.Message.Type + "] " + userText
@@ -230,7 +260,7 @@ func (a *attempt) think(ctx context.Context, k kind, userText string) (*staged, 
 	}
 	wg.Wait()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if herr != nil {
 		a.log.Warn("history unavailable; answering without it", "error", herr)
@@ -240,16 +270,106 @@ func (a *attempt) think(ctx context.Context, k kind, userText string) (*staged, 
 	for i, t := range history {
 		turns[i] = gemini.Turn{Role: t.Role, Text: t.Text}
 	}
-	st.Answer, err = timed(a, "llm", func() (string, error) {
-		return retry.Do(ctx, a.p.opts.policy(a.log, "llm", gemini.IsTransient), func(ctx context.Context) (string, error) {
-			return a.p.deps.Responder.Generate(ctx, turns, prompt)
+	if hear {
+		return a.hear(ctx, turns, att, speak)
+	}
+	return a.generate(ctx, turns, prompt, st, speak)
+}
+
+// generate has the model write the answer to prompt as a stream. With speak,
+// the stream feeds Text-to-Speech as it comes, so that most of the voice note
+// is spoken by the time the answer is complete; generate returns then, and
+// the voice note follows. A failure of the model is retried (a fresh stream,
+// spoken afresh) with the pipeline's policy; a failure of speech is the voice
+// note's, left for deliver, and never retried here: SpeakStream retries each
+// of its calls itself.
+func (a *attempt) generate(ctx context.Context, turns []gemini.Turn, prompt gemini.Prompt, st *staged, speak bool) (*staged, *voiceNote, error) {
+	start := time.Now()
+	// complete gets the stream whose answer is whole: at most one, since a
+	// stream that ends well ends the retries.
+	complete := make(chan *gemini.Stream, 1)
+	ask := func(ctx context.Context, consume func(text iter.Seq2[string, error])) error {
+		s := a.p.deps.Responder.GenerateStream(ctx, turns, prompt)
+		consume(func(yield func(string, error) bool) {
+			for delta, err := range s.Text() {
+				if !yield(delta, err) {
+					return
+				}
+			}
+			if s.Err() == nil {
+				complete <- s
+			}
+		})
+		return s.Err()
+	}
+	policy := a.p.opts.policy(a.log, "llm", gemini.IsTransient)
+	failed := make(chan error, 1)
+	var note *voiceNote
+	if speak {
+		note = newVoiceNote()
+		go func() {
+			var (
+				sp   speech.Speech
+				serr error
+			)
+			_, err := retry.Do(ctx, policy, func(ctx context.Context) (struct{}, error) {
+				return struct{}{}, ask(ctx, func(text iter.Seq2[string, error]) {
+					sp, serr = a.p.deps.Synthesizer.SpeakStream(ctx, text, prompt.Language, a.ttsPolicy())
+				})
+			})
+			if err != nil {
+				failed <- err
+				close(note.done)
+				return
+			}
+			a.spoken(ctx, note, sp, serr, start)
+		}()
+	} else {
+		_, err := retry.Do(ctx, policy, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, ask(ctx, func(text iter.Seq2[string, error]) {
+				for range text {
+				}
+			})
+		})
+		if err != nil {
+			failed <- err
+		}
+	}
+
+	select {
+	case err := <-failed:
+		return nil, nil, fmt.Errorf("generate answer: %w", err)
+	case s := <-complete:
+		a.record("llm_ms", ms(time.Since(start)))
+		a.used(s.Usage())
+		st.Answer = s.Answer()
+		st.Language = speech.AnswerLanguage(st.Answer, prompt.Language)
+		a.stageAnswer(ctx, st)
+		return st, note, nil
+	}
+}
+
+// hear has the model listen to the voice note and answer it in one call
+// (STT_ENGINE=gemini). The transcript it returns is kept for the history.
+// The answer comes whole (structured output), and with speak is spoken in
+// concurrent pieces.
+func (a *attempt) hear(ctx context.Context, turns []gemini.Turn, audio gemini.Attachment, speak bool) (*staged, *voiceNote, error) {
+	h, err := timed(a, "llm", func() (gemini.Heard, error) {
+		return retry.Do(ctx, a.p.opts.policy(a.log, "llm", gemini.IsTransient), func(ctx context.Context) (gemini.Heard, error) {
+			return a.p.deps.Responder.AnswerAudio(ctx, turns, audio)
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("generate answer: %w", err)
+		return nil, nil, fmt.Errorf("answer voice note: %w", err)
 	}
+	a.used(h.Usage)
+	st := &staged{Question: h.Transcript, Answer: h.Answer, Language: speech.AnswerLanguage(h.Answer, h.Language)}
 	a.stageAnswer(ctx, st)
-	return st, nil
+	var note *voiceNote
+	if speak {
+		note = a.speak(ctx, st)
+	}
+	return st, note, nil
 }
 
 // transcribe downloads the voice note, stages it (a note over a minute is
@@ -276,11 +396,14 @@ func (a *attempt) transcribe(ctx context.Context) (speech.Transcript, error) {
 	if err != nil {
 		return speech.Transcript{}, fmt.Errorf("transcribe voice note: %w", err)
 	}
-	a.record("audio_in_seconds", tr.Seconds)
+	a.mu.Lock()
+	a.cost.audioInSeconds += tr.Seconds
+	a.mu.Unlock()
 	return tr, nil
 }
 
-// attachment downloads an image or PDF for the model to read.
+// attachment downloads an image, a PDF or a voice note for the model to
+// read or hear.
 func (a *attempt) attachment(ctx context.Context) (gemini.Attachment, error) {
 	md := mediaOf(a.job.Message)
 	dl, err := timed(a, "download", func() (*graphapi.Download, error) {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/retry"
-	"github.com/patternai/whatsapp-node/speech"
 	"github.com/patternai/whatsapp-node/store"
 )
 
@@ -31,13 +30,11 @@ const (
 var errUnsettled = errors.New("send outcome not settled")
 
 // deliver sends the answer as the mode says, skipping parts an earlier
-// attempt already sent. When the voice note certainly did not go out, the
-// answer goes out as text instead: the user still gets the real answer.
-func (a *attempt) deliver(ctx context.Context, st *staged) error {
-	mode := a.p.opts.Mode
-	wantAudio := mode == Audio || mode == Both || (mode == Mirror && st.Voice)
-	wantText := mode == Text || mode == Both || (mode == Mirror && !st.Voice)
-
+// attempt already sent: the text (when wantText) at once, the voice note
+// (when note is set) once it is spoken. When the voice note certainly did not
+// go out, the answer goes out as text instead: the user still gets the real
+// answer.
+func (a *attempt) deliver(ctx context.Context, st *staged, note *voiceNote, wantText bool) error {
 	var (
 		wg      sync.WaitGroup
 		textErr error
@@ -48,8 +45,8 @@ func (a *attempt) deliver(ctx context.Context, st *staged) error {
 		wg.Go(func() { textErr = a.sendText(ctx, partText, st.Answer) })
 	}
 	var audioErr error
-	if wantAudio && !a.isSent(partAudio) {
-		audioErr = a.sendVoice(ctx, st)
+	if note != nil {
+		audioErr = a.sendVoice(ctx, note)
 	}
 	wg.Wait()
 	switch {
@@ -91,10 +88,9 @@ func (a *attempt) sendText(ctx context.Context, part, body string) error {
 	return nil
 }
 
-// sendVoice synthesizes the answer (or reuses the audio an earlier attempt
-// staged), uploads it and sends it as a voice note.
-func (a *attempt) sendVoice(ctx context.Context, st *staged) error {
-	audio, err := a.voiceNote(ctx, st)
+// sendVoice waits for the voice note to be spoken, uploads it and sends it.
+func (a *attempt) sendVoice(ctx context.Context, note *voiceNote) error {
+	audio, err := note.wait()
 	if err != nil {
 		return err
 	}
@@ -114,24 +110,6 @@ func (a *attempt) sendVoice(ctx context.Context, st *staged) error {
 		return fmt.Errorf("send voice note: %w", err)
 	}
 	return nil
-}
-
-// voiceNote returns the staged reply audio, or synthesizes and stages it.
-func (a *attempt) voiceNote(ctx context.Context, st *staged) ([]byte, error) {
-	if audio := a.stagedAudio(ctx); audio != nil {
-		return audio, nil
-	}
-	sp, err := timed(a, "tts", func() (speech.Speech, error) {
-		return retry.Do(ctx, a.p.opts.policy(a.log, "tts", speech.IsTransient), func(ctx context.Context) (speech.Speech, error) {
-			return a.p.deps.Synthesizer.Synthesize(ctx, st.Answer, st.Language)
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("synthesize: %w", err)
-	}
-	a.record("audio_out_seconds", sp.Seconds, "audio_out_bytes", len(sp.Audio))
-	a.stageAudio(ctx, sp.Audio)
-	return sp.Audio, nil
 }
 
 // sendPart sends one part of the reply exactly once, as far as Meta lets us

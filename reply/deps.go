@@ -3,10 +3,12 @@ package reply
 import (
 	"context"
 	"io"
+	"iter"
 	"time"
 
 	"github.com/patternai/whatsapp-node/gemini"
 	"github.com/patternai/whatsapp-node/graphapi"
+	"github.com/patternai/whatsapp-node/retry"
 	"github.com/patternai/whatsapp-node/speech"
 	"github.com/patternai/whatsapp-node/store"
 )
@@ -25,14 +27,17 @@ type Transcriber interface {
 	Transcribe(ctx context.Context, audio []byte, gcsURI string) (speech.Transcript, error)
 }
 
-// Synthesizer speaks an answer as one OGG/Opus voice note.
+// Synthesizer speaks an answer as one OGG/Opus voice note while the answer is
+// still being written, retrying each of its calls with policy.
 type Synthesizer interface {
-	Synthesize(ctx context.Context, text, language string) (speech.Speech, error)
+	SpeakStream(ctx context.Context, text iter.Seq2[string, error], language string, policy retry.Policy) (speech.Speech, error)
 }
 
-// Responder is the language model.
+// Responder is the language model: it writes an answer as a stream, or hears
+// a voice note itself and answers it in one call (STT_ENGINE=gemini).
 type Responder interface {
-	Generate(ctx context.Context, history []gemini.Turn, p gemini.Prompt) (string, error)
+	GenerateStream(ctx context.Context, history []gemini.Turn, p gemini.Prompt) *gemini.Stream
+	AnswerAudio(ctx context.Context, history []gemini.Turn, audio gemini.Attachment) (gemini.Heard, error)
 	Model() string
 }
 

@@ -42,6 +42,18 @@ const (
 	Mirror Mode = "mirror" // a voice note for a voice note, text for text
 )
 
+// Engine says what hears a voice note (STT_ENGINE).
+type Engine string
+
+// The engines.
+const (
+	// SpeechToText transcribes the voice note; the model answers the text.
+	SpeechToText Engine = "speech"
+	// GeminiAudio sends the voice note to the model as audio: one call
+	// returns what was said and the answer, saving a round trip.
+	GeminiAudio Engine = "gemini"
+)
+
 // Defaults for Options.
 const (
 	DefaultFallback      = "Sorry, we couldn't process your request. Please try again later"
@@ -57,6 +69,7 @@ const (
 // Options tune the pipeline; zero values take the defaults.
 type Options struct {
 	Mode         Mode
+	STTEngine    Engine
 	Fallback     string
 	Unsupported  string
 	HistoryTurns int
@@ -84,6 +97,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	o.Mode = cmp.Or(o.Mode, Audio)
+	o.STTEngine = cmp.Or(o.STTEngine, SpeechToText)
 	o.Fallback = cmp.Or(o.Fallback, DefaultFallback)
 	o.Unsupported = cmp.Or(o.Unsupported, DefaultUnsupported)
 	o.HistoryTurns = cmp.Or(o.HistoryTurns, 10)

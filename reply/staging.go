@@ -14,8 +14,9 @@ import (
 type staged struct {
 	Question string `json:"question"`
 	Answer   string `json:"answer"`
+	// Language is the answer's, which its voice speaks (see
+	// speech.AnswerLanguage).
 	Language string `json:"language,omitempty"`
-	Voice    bool   `json:"voice,omitempty"`
 }
 
 func answerName(id string) string  { return "replies/" + objectName(id) + ".json" }

@@ -116,6 +116,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 		Tags:        tags,
 	}, reply.Options{
 		Mode:          reply.Mode(cfg.ReplyMode),
+		STTEngine:     reply.Engine(cfg.STTEngine),
 		Fallback:      cfg.Fallback,
 		HistoryTurns:  cfg.HistoryTurns,
 		Lease:         cfg.ClaimLease,
