@@ -235,7 +235,9 @@ func (a *attempt) think(ctx context.Context, k kind, userText string, speak bool
 	)
 	wg.Go(func() { history, herr = a.p.deps.Store.History(ctx, a.job.Sender, a.p.opts.HistoryTurns) })
 
-	st := &staged{Question: userText}
+	// st.Language is the user's language until the answer is written: the
+	// hint for the answer's, when the answer's own text does not tell.
+	st := &staged{Question: userText, Language: speech.DetectLanguage(userText)}
 	prompt := gemini.Prompt{Text: userText}
 	hear := k == voice && a.p.opts.STTEngine == GeminiAudio
 	var (
@@ -249,7 +251,7 @@ func (a *attempt) think(ctx context.Context, k kind, userText string, speak bool
 	case k == voice:
 		var tr speech.Transcript
 		if tr, err = a.transcribe(ctx); err == nil {
-			st.Question = tr.Text
+			st.Question, st.Language = tr.Text, tr.Language
 			prompt.Text, prompt.Language = tr.Text, tr.Language
 		}
 	case k == attachment:
@@ -314,7 +316,7 @@ func (a *attempt) generate(ctx context.Context, turns []gemini.Turn, prompt gemi
 			)
 			_, err := retry.Do(ctx, policy, func(ctx context.Context) (struct{}, error) {
 				return struct{}{}, ask(ctx, func(text iter.Seq2[string, error]) {
-					sp, serr = a.p.deps.Synthesizer.SpeakStream(ctx, text, prompt.Language, a.ttsPolicy())
+					sp, serr = a.p.deps.Synthesizer.SpeakStream(ctx, text, st.Language, a.ttsPolicy())
 				})
 			})
 			if err != nil {
@@ -343,7 +345,7 @@ func (a *attempt) generate(ctx context.Context, turns []gemini.Turn, prompt gemi
 		a.record("llm_ms", ms(time.Since(start)))
 		a.used(s.Usage())
 		st.Answer = s.Answer()
-		st.Language = speech.AnswerLanguage(st.Answer, prompt.Language)
+		st.Language = speech.AnswerLanguage(st.Answer, st.Language)
 		a.stageAnswer(ctx, st)
 		return st, note, nil
 	}
