@@ -339,7 +339,8 @@ func TestRepliedLineCarriesTheCost(t *testing.T) {
 			}
 			h.handle(t, j)
 			f := h.replied(t)
-			t.Logf("replied line: %v", f)
+			line, _ := json.Marshal(f)
+			t.Logf("replied line: %s", line)
 			num := func(name string) float64 {
 				v, ok := f[name].(float64)
 				if !ok {
