@@ -1,14 +1,16 @@
 // Command voicebench measures how soon a voice reply is sent, on this
 // project's fakes run at a realistic pace: the model writes its first words
 // after -first, then a sentence every -per; Text-to-Speech takes -tts-base
-// plus -tts-char for each character; each Graph API call (upload, send)
-// takes -graph. It compares, over -runs rounds, the reply built one stage
-// after another (whole answer, then speech of the whole, then upload and
-// send) with the streamed one (gemini.GenerateStream feeding
-// speech.SpeakStream, then upload and send), and prints the medians and
-// their ratios to the first. With -input voice the message is a voice note,
-// recognized in -stt first, and a third way sends it to Gemini as audio
-// (gemini.AnswerAudio, then speech.SpeakStream of the whole answer).
+// plus -tts-char for each character; each Graph API call (download, upload,
+// send) takes -graph. Over -runs rounds it times the reply pipeline itself
+// (reply.Pipeline.Handle on a queued message, through the real clients: the
+// answer streamed into speech while the model writes) against the sum of the
+// same stages made one after another with the same clients (whole answer,
+// then speech of the whole, then upload and send: the reply before
+// streaming), and prints the medians and their ratios to the sum. With
+// -input voice the message is a voice note, downloaded and recognized in
+// -stt first, and a third way runs the pipeline with STT_ENGINE=gemini (the
+// model hears the voice note and answers in one call).
 // Everything runs on 127.0.0.1.
 //
 //	go run ./cmd/voicebench -runs 7
@@ -19,10 +21,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -35,9 +37,13 @@ import (
 	"github.com/patternai/whatsapp-node/gemini/geminitest"
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
-	"github.com/patternai/whatsapp-node/retry"
+	"github.com/patternai/whatsapp-node/logging"
+	"github.com/patternai/whatsapp-node/media"
+	"github.com/patternai/whatsapp-node/queue"
+	"github.com/patternai/whatsapp-node/reply"
 	"github.com/patternai/whatsapp-node/speech"
 	"github.com/patternai/whatsapp-node/speech/speechtest"
+	"github.com/patternai/whatsapp-node/store"
 )
 
 // longAnswer is nine spoken sentences, about 900 characters: the issue's
@@ -80,7 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("voicebench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var s settings
-	fs.IntVar(&s.runs, "runs", 5, "rounds; each runs both ways once, alternating which goes first")
+	fs.IntVar(&s.runs, "runs", 5, "rounds; each runs every way once, starting with a different one")
 	fs.StringVar(&s.answer, "answer", "long", `"long" (9 sentences, 900 characters) or "short" (one sentence)`)
 	fs.StringVar(&s.input, "input", "text", `the message: "text", or "voice" (a voice note)`)
 	fs.DurationVar(&s.stt, "stt", 700*time.Millisecond, "Speech-to-Text: time to recognize the voice note")
@@ -111,9 +117,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "; Speech-to-Text %v", s.stt)
 	}
 	fmt.Fprintln(stdout)
-	ways := []way{{"sequential", r.sequential}, {"streamed", r.streamed}}
+	ways := []way{{"sequential", r.sequential}, {"pipeline", r.replier(r.pipeline)}}
 	if s.input == "voice" {
-		ways = append(ways, way{"audio-native", r.audioNative})
+		ways = append(ways, way{"pipeline-gemini", r.replier(r.hearing)})
 	}
 	times := make([][]time.Duration, len(ways))
 	for i := range s.runs {
@@ -159,7 +165,9 @@ func median(ds []time.Duration) time.Duration {
 	return ds[len(ds)/2]
 }
 
-// rig is the fakes and the real clients pointed at them.
+// rig is the fakes, the real clients pointed at them, and two pipelines on
+// those clients: one that has voice notes recognized by Speech-to-Text (the
+// default), one that has Gemini hear them (STT_ENGINE=gemini).
 type rig struct {
 	llm    *geminitest.Server
 	speech *speechtest.Server
@@ -168,10 +176,15 @@ type rig struct {
 	gemini    *gemini.Client
 	tts       *speech.Client
 	messenger *graphapi.Client
+	store     *store.Memory
+
+	pipeline, hearing *reply.Pipeline
+	dir               string // the pipelines' staged media
+	messages          int    // numbers the messages' wamids
 }
 
 func newRig(ctx context.Context, s settings) (r *rig, err error) {
-	r = &rig{llm: geminitest.Start()}
+	r = &rig{llm: geminitest.Start(), store: store.NewMemory(store.Options{})}
 	defer func() {
 		if err != nil {
 			r.close()
@@ -202,6 +215,24 @@ func newRig(ctx context.Context, s settings) (r *rig, err error) {
 		Token:      graphapitest.Token,
 		HTTPClient: &http.Client{Transport: slowTransport{wait: s.graphCall, next: http.DefaultTransport}},
 	})
+	if r.dir, err = os.MkdirTemp("", "voicebench"); err != nil {
+		return nil, err
+	}
+	stager, err := media.NewDir(r.dir)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := store.NewTags("voicebench")
+	if err != nil {
+		return nil, err
+	}
+	deps := reply.Deps{
+		Messenger: r.messenger, Transcriber: r.tts, Synthesizer: r.tts, Responder: r.gemini,
+		Stager: stager, Store: r.store, Logger: slog.New(slog.DiscardHandler),
+		IDs: logging.NewIDs("voicebench"), Tags: tags,
+	}
+	r.pipeline = reply.New(deps, reply.Options{Mode: reply.Audio})
+	r.hearing = reply.New(deps, reply.Options{Mode: reply.Audio, STTEngine: reply.GeminiAudio})
 	return r, nil
 }
 
@@ -215,6 +246,9 @@ func (r *rig) close() {
 	}
 	if r.speech != nil {
 		r.speech.Close()
+	}
+	if r.dir != "" {
+		os.RemoveAll(r.dir)
 	}
 	r.llm.Close()
 }
@@ -237,26 +271,25 @@ func (t slowTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // note is the voice note a voice message carries: any real OGG/Opus file
 // does, as the fakes hear a set sentence in all audio.
-var note = gemini.Attachment{MIMEType: "audio/ogg", Data: speechtest.TTSAudio()[0]}
+var note = speechtest.TTSAudio()[0]
 
-// transcribe recognizes the voice note with Speech-to-Text, or returns the
-// text message.
-func (r *rig) transcribe(ctx context.Context, voice bool) (gemini.Prompt, error) {
-	if !voice {
-		return gemini.Prompt{Text: "Plan my trip, please."}, nil
-	}
-	t, err := r.tts.Transcribe(ctx, note.Data, "")
-	return gemini.Prompt{Text: t.Text, Language: t.Language}, err
-}
-
-// sequential is today's reply: the whole answer, then the whole of it
-// spoken, then upload and send.
+// sequential is the sum of the stages, one after another: the voice note
+// downloaded and recognized, the whole answer, the whole of it spoken (by
+// Synthesize, one call per 3,000 bytes), then upload and send.
 func (r *rig) sequential(ctx context.Context, answer string, voice bool) (time.Duration, error) {
 	r.llm.Enqueue(geminitest.Answer{Text: answer})
 	start := time.Now()
-	p, err := r.transcribe(ctx, voice)
-	if err != nil {
-		return 0, err
+	p := gemini.Prompt{Text: "Plan my trip, please."}
+	if voice {
+		dl, err := r.messenger.DownloadMedia(ctx, r.graph.AddMedia(note, "audio/ogg; codecs=opus"), 16<<20, "")
+		if err != nil {
+			return 0, err
+		}
+		t, err := r.tts.Transcribe(ctx, dl.Data, "")
+		if err != nil {
+			return 0, err
+		}
+		p = gemini.Prompt{Text: t.Text, Language: t.Language}
 	}
 	text, err := r.gemini.Generate(ctx, nil, p)
 	if err != nil {
@@ -266,46 +299,6 @@ func (r *rig) sequential(ctx context.Context, answer string, voice bool) (time.D
 	if err != nil {
 		return 0, err
 	}
-	return r.send(ctx, start, sp)
-}
-
-// streamed speaks the answer while the model writes it.
-func (r *rig) streamed(ctx context.Context, answer string, voice bool) (time.Duration, error) {
-	r.llm.Enqueue(geminitest.Answer{Text: answer})
-	start := time.Now()
-	p, err := r.transcribe(ctx, voice)
-	if err != nil {
-		return 0, err
-	}
-	st := r.gemini.GenerateStream(ctx, nil, p)
-	sp, err := r.tts.SpeakStream(ctx, st.Text(), p.Language, retry.Policy{})
-	if err != nil {
-		return 0, errors.Join(err, st.Err())
-	}
-	if st.Answer() != answer {
-		return 0, fmt.Errorf("streamed answer differs from the scripted one: %q", st.Answer())
-	}
-	return r.send(ctx, start, sp)
-}
-
-// audioNative has Gemini listen to the voice note and answer in one call,
-// then speaks the whole answer in concurrent pieces.
-func (r *rig) audioNative(ctx context.Context, answer string, _ bool) (time.Duration, error) {
-	r.llm.Enqueue(geminitest.Answer{Text: answer})
-	start := time.Now()
-	heard, err := r.gemini.AnswerAudio(ctx, nil, note)
-	if err != nil {
-		return 0, err
-	}
-	sp, err := r.tts.SpeakStream(ctx, speech.Whole(heard.Answer), heard.Language, retry.Policy{})
-	if err != nil {
-		return 0, err
-	}
-	return r.send(ctx, start, sp)
-}
-
-// send uploads and sends the voice note and returns the time since start.
-func (r *rig) send(ctx context.Context, start time.Time, sp speech.Speech) (time.Duration, error) {
 	id, err := r.messenger.UploadMedia(ctx, "1000", bytes.NewReader(sp.Audio), "audio/ogg", "reply.ogg")
 	if err != nil {
 		return 0, err
@@ -314,4 +307,35 @@ func (r *rig) send(ctx context.Context, start time.Time, sp speech.Speech) (time
 		return 0, err
 	}
 	return time.Since(start), nil
+}
+
+// replier times p answering one message, as the queue hands it over, until
+// Handle returns: the voice note sent, the message completed.
+func (r *rig) replier(p *reply.Pipeline) func(ctx context.Context, answer string, voice bool) (time.Duration, error) {
+	return func(ctx context.Context, answer string, voice bool) (time.Duration, error) {
+		r.llm.Enqueue(geminitest.Answer{Text: answer})
+		r.messages++
+		sent := len(r.graph.Messages())
+		m := graphapi.Message{ID: fmt.Sprintf("wamid.voicebench.%d", r.messages), Type: graphapi.TypeText,
+			Text: &graphapi.Text{Body: "Plan my trip, please."}}
+		if voice {
+			m.Type, m.Text = graphapi.TypeAudio, nil
+			m.Audio = &graphapi.Media{ID: r.graph.AddMedia(note, "audio/ogg; codecs=opus"), Voice: true}
+		}
+		// Each message from a new sender: no history grows between runs.
+		job := queue.Job{Message: m, Sender: fmt.Sprint("1555000", r.messages), PhoneNumberID: "1000", ReceivedAt: time.Now()}
+		if _, err := r.store.Accept(ctx, []string{m.ID}); err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		if err := p.Handle(ctx, job); err != nil {
+			return 0, err
+		}
+		took := time.Since(start)
+		msgs := r.graph.Messages()
+		if len(msgs) != sent+1 || msgs[sent].Type != "audio" {
+			return 0, fmt.Errorf("the pipeline sent %d messages, want one voice note", len(msgs)-sent)
+		}
+		return took, nil
+	}
 }

@@ -18,11 +18,11 @@ func TestRun(t *testing.T) {
 		if err := run(t.Context(), args, &out, &errOut); err != nil {
 			t.Fatalf("run(%q): %v\n%s", args, err, errOut.String())
 		}
-		if !regexp.MustCompile(`median of 2: sequential \S+ \(1\.00\) streamed \S+ \(\d\.\d\d\)( audio-native \S+ \(\d\.\d\d\))?\n$`).Match(out.Bytes()) {
+		if !regexp.MustCompile(`median of 2: sequential \S+ \(1\.00\) pipeline \S+ \(\d\.\d\d\)( pipeline-gemini \S+ \(\d\.\d\d\))?\n$`).Match(out.Bytes()) {
 			t.Errorf("run(%q) printed:\n%s\nwant a last line with the medians and the ratios", args, out.String())
 		}
-		if voice := args[1] == "voice"; strings.Contains(out.String(), "audio-native") != voice {
-			t.Errorf("run(%q) printed:\n%s\nwant the audio-native way exactly for a voice note", args, out.String())
+		if voice := args[1] == "voice"; strings.Contains(out.String(), "pipeline-gemini") != voice {
+			t.Errorf("run(%q) printed:\n%s\nwant the pipeline with STT_ENGINE=gemini exactly for a voice note", args, out.String())
 		}
 	}
 }
