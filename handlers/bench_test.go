@@ -25,13 +25,17 @@ func textWebhook(n int) []byte {
 // dedupe and enqueue, with a new wamid on every request and info-level JSON
 // logs written (to io.Discard), as in production.
 func BenchmarkWebhookPost(b *testing.B) {
+	tags, err := store.NewTags(secret)
+	if err != nil {
+		b.Fatal(err)
+	}
 	q := queue.NewInProcess(func(context.Context, queue.Job) error { return nil },
 		queue.InProcessOptions{Workers: 8, Capacity: 1 << 16})
 	defer q.Close(context.Background())
 	h := handlers.New(handlers.Deps{
 		AppSecret: secret, VerifyToken: verifyToken, Project: "p",
 		Store: store.NewMemory(store.Options{}), Queue: q,
-		Logger: logging.New(discard{}, slog.LevelInfo),
+		Logger: logging.New(discard{}, slog.LevelInfo), IDs: logging.NewIDs(secret), Tags: tags,
 	})
 	bodies := make([][]byte, b.N)
 	sigs := make([]string, b.N)

@@ -219,10 +219,16 @@ func accept(r *http.Request, d Deps, n *notification, log *slog.Logger) error {
 		return err
 	}
 	n.queued = len(fresh) - n.requeued
+	// One hash per message, for the webhook's line; the per-message lines
+	// are at debug, and their arguments cost nothing unless it is on.
+	debug := log.Enabled(r.Context(), slog.LevelDebug)
 	for _, job := range fresh {
-		n.hashes = append(n.hashes, d.IDs.Of(job.Message.ID))
-		log.Debug("message queued", d.IDs.Attr(job.Message.ID), "wamid", job.Message.ID,
-			"type", job.Message.Type, "from", logging.Mask(job.Sender))
+		id := d.IDs.Attr(job.Message.ID)
+		n.hashes = append(n.hashes, id.Value.String())
+		if debug {
+			log.Debug("message queued", id, "wamid", job.Message.ID,
+				"type", job.Message.Type, "from", logging.Mask(job.Sender))
+		}
 	}
 	return nil
 }

@@ -2,8 +2,13 @@ package logging_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 
 	"github.com/patternai/whatsapp-node/logging"
@@ -53,5 +58,40 @@ func TestMask(t *testing.T) {
 		if got := logging.Mask(in); got != want {
 			t.Errorf("Mask(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestIDsOf: a message id's hash is the keyed HMAC the README describes (so
+// every instance, and every version, agrees), the same from states reused
+// across concurrent calls, and different for another secret.
+func TestIDsOf(t *testing.T) {
+	t.Parallel()
+	derive := hmac.New(sha256.New, []byte("secret"))
+	derive.Write([]byte("whatsapp-node log id v1"))
+	key := derive.Sum(nil)
+	want := func(id string) string {
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(id))
+		return hex.EncodeToString(mac.Sum(nil)[:6])
+	}
+	ids := logging.NewIDs("secret")
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				id := fmt.Sprintf("wamid.%d.%d", g, i)
+				if got := ids.Of(id); got != want(id) {
+					t.Errorf("Of(%q) = %s, want %s", id, got, want(id))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if ids.Of("wamid.1") == logging.NewIDs("other").Of("wamid.1") {
+		t.Error("two secrets hash an id alike")
+	}
+	if a := ids.Attr("wamid.1"); a.Key != "msg_id" || a.Value.String() != want("wamid.1") {
+		t.Errorf("Attr = %v", a)
 	}
 }
