@@ -109,7 +109,11 @@ func (q *InProcess) work(jobs <-chan Job) {
 // production, waiting between tries in the worker itself so that the
 // sender's later messages stay behind it.
 func (q *InProcess) run(job Job) {
-	log := logging.With(q.opts.Logger, job.Trace).With(q.opts.IDs.Attr(job.Message.ID))
+	// The job's logger is only built for a failure: most jobs log nothing
+	// here, and its hash and attributes cost the intake's two cores.
+	log := func() *slog.Logger {
+		return logging.With(q.opts.Logger, job.Trace).With(q.opts.IDs.Attr(job.Message.ID))
+	}
 	_, err := retry.Do(context.Background(), retry.Policy{
 		Attempts:  q.opts.MaxAttempts,
 		Initial:   q.opts.Backoff,
@@ -117,13 +121,13 @@ func (q *InProcess) run(job Job) {
 		Elapsed:   time.Hour,
 		Retryable: func(error) bool { return true },
 		OnRetry: func(attempt int, err error, wait time.Duration) {
-			log.Warn("job failed, will retry", "attempt", attempt, "error", err, "retry_in", wait.String())
+			log().Warn("job failed, will retry", "attempt", attempt, "error", err, "retry_in", wait.String())
 		},
 	}, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, q.handle(ctx, job)
 	})
 	if err != nil {
-		log.Error("job dropped after its last attempt", "error", err)
+		log().Error("job dropped after its last attempt", "error", err)
 	}
 }
 
