@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/patternai/whatsapp-node/graphapi"
@@ -91,7 +92,7 @@ func notify(w http.ResponseWriter, r *http.Request, d Deps) {
 	}
 	log.Info("webhook", "messages", len(n.jobs), "queued", n.queued, "requeued", n.requeued,
 		"duplicates", n.duplicates, "statuses", n.statuses, "confirmed", len(n.confirms),
-		"errors", n.errors, "msgs", n.hashes)
+		"errors", n.errors, "msgs", strings.Join(n.hashes, " "))
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -107,8 +108,11 @@ type notification struct {
 	statuses, errors             int
 	queued, requeued, duplicates int
 	pending                      int
-	hashes                       []string // of the messages queued, for the log
-	trace                        string
+	// hashes are of the messages queued, for the log line, where they are
+	// one string (a query finds one with jsonPayload.msgs:"HASH"): a list
+	// would be encoded by reflection, a cost the intake feels.
+	hashes []string
+	trace  string
 }
 
 // confirmation is a status webhook that echoed one of our tags: that part of
