@@ -21,6 +21,8 @@ const (
 	MarkersCollection       = "markers"
 	ConversationsCollection = "conversations"
 	TurnsCollection         = "turns"
+	SendersCollection       = "senders"
+	SpendingCollection      = "spending"
 )
 
 // Firestore is the Store kept in Cloud Firestore. Its layout is
@@ -29,6 +31,10 @@ const (
 //	    id, state, attempts, leaseUntil, sent, sending, updatedAt, expireAt
 //	conversations/{docID(user)}/turns/{docID(turn ID)}
 //	    id, role, text, at, expireAt
+//	senders/{docID(sender)}
+//	    id, optedOut, optBy, minute, day, expireAt (none while opted out)
+//	spending/{docID(number/day)}
+//	    number, day, messages, micros, warned, expireAt
 //
 // where docID is explained at its definition and id keeps the original key
 // readable. Both expireAt fields are meant for TTL policies (see the package
@@ -40,6 +46,8 @@ type Firestore struct {
 	opts          Options
 	markers       *firestore.CollectionRef
 	conversations *firestore.CollectionRef
+	senders       *firestore.CollectionRef
+	spending      *firestore.CollectionRef
 }
 
 var _ Store = (*Firestore)(nil)
@@ -57,6 +65,8 @@ func newFirestore(client *firestore.Client, opts Options, prefix string) *Firest
 		opts:          opts.withDefaults(),
 		markers:       client.Collection(prefix + MarkersCollection),
 		conversations: client.Collection(prefix + ConversationsCollection),
+		senders:       client.Collection(prefix + SendersCollection),
+		spending:      client.Collection(prefix + SpendingCollection),
 	}
 }
 
