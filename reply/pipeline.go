@@ -80,6 +80,9 @@ type Options struct {
 	// sends by itself, and only those Meta certainly did not take.)
 	Retries      int
 	RetryBackoff time.Duration
+	// Guard holds the limits, caps and notices that keep the bill and the
+	// users safe (see Guard); its zero value limits nothing.
+	Guard Guard
 }
 
 func (o Options) withDefaults() Options {
@@ -93,6 +96,7 @@ func (o Options) withDefaults() Options {
 	o.MaxAttempts = cmp.Or(o.MaxAttempts, 5)
 	o.Retries = cmp.Or(o.Retries, 3)
 	o.RetryBackoff = cmp.Or(o.RetryBackoff, 500*time.Millisecond)
+	o.Guard = o.Guard.withDefaults()
 	return o
 }
 
@@ -127,6 +131,9 @@ type Deps struct {
 	// Tags seals each sent part's identity into the message, for the status
 	// webhooks that confirm it.
 	Tags *store.Tags
+	// Numbers holds the numbers (by phone_number_id) that answer with
+	// collaborators or a mode of their own; optional.
+	Numbers map[string]Number
 }
 
 // Pipeline answers queued messages.
@@ -154,6 +161,7 @@ func (p *Pipeline) Handle(ctx context.Context, job queue.Job) error {
 		return nil
 	}
 
+	p = p.forJob(job)
 	marker, err := p.claim(ctx, m.ID)
 	switch {
 	case errors.Is(err, store.ErrReplied):
