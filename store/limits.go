@@ -143,7 +143,7 @@ func gate(id string, in Inbound, v *Verdict) func(s *Sender, now time.Time) {
 		s.Minute.roll(now, time.Minute)
 		s.Day.roll(now, 24*time.Hour)
 		switch {
-		case slices.Contains(s.Day.IDs, id):
+		case slices.Contains(s.Day.IDs, id), slices.Contains(s.Minute.IDs, id):
 			*v = Serve
 		case s.Day.Notice == id:
 			*v = OverDay
@@ -154,8 +154,14 @@ func gate(id string, in Inbound, v *Verdict) func(s *Sender, now time.Time) {
 		case in.Limits.PerMinute > 0 && len(s.Minute.IDs) >= in.Limits.PerMinute:
 			*v = over(&s.Minute, id, OverMinute)
 		default:
-			s.Minute.IDs = append(s.Minute.IDs, id)
-			s.Day.IDs = append(s.Day.IDs, id)
+			// A window without a limit keeps nothing, so the document
+			// stays small.
+			if in.Limits.PerMinute > 0 {
+				s.Minute.IDs = append(s.Minute.IDs, id)
+			}
+			if in.Limits.PerDay > 0 {
+				s.Day.IDs = append(s.Day.IDs, id)
+			}
 			*v = Serve
 		}
 	}
