@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -103,5 +104,31 @@ func TestSenderLimitOnProductionPath(t *testing.T) {
 	}
 	if n := len(f.llm.Requests()); n != limit+1 {
 		t.Errorf("the model was asked %d times, want %d: none for a message over the limit", n, limit+1)
+	}
+}
+
+// TestNumberSettings checks that NUMBERS reaches the pipeline: text.json's
+// number answers with its own prompt, in its own mode.
+func TestNumberSettings(t *testing.T) {
+	f, env := startFakes(t)
+	env["NUMBERS"] = `{"106540352242922": {"system_prompt": "Answer like a pirate.", "reply_mode": "text",
+		"voice": "es-ES-Chirp3-HD-Kore", "language": "es-ES"}}`
+	svc := newService(t, env)
+	post(t, svc, "text.json")
+	post(t, svc, "audio_voice.json")
+	waitSent(t, f.graph, 2)
+	if err := svc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := sent(f.graph); got != "text:16505551234(voice=false) text:16505551234(voice=false)" {
+		t.Errorf("sent %s, want two texts", got)
+	}
+	rec := f.speech.RecognizeRequests()
+	if len(rec) != 1 || strings.Join(rec[0].GetConfig().GetLanguageCodes(), ",") != "es-ES" {
+		t.Errorf("recognition requests = %v, want one in the number's es-ES", rec)
+	}
+	reqs := f.llm.Requests()
+	if len(reqs) != 2 || reqs[0].SystemInstruction.Parts[0].Text != "Answer like a pirate." {
+		t.Errorf("the model was asked %d times, first with %+v; want the number's prompt", len(reqs), reqs)
 	}
 }
