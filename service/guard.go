@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"strings"
 
 	"github.com/patternai/whatsapp-node/config"
 	"github.com/patternai/whatsapp-node/gemini"
@@ -61,15 +62,7 @@ func (s *Service) numbers(ctx context.Context, cfg config.Config, base speech.Co
 			num.Responder = llm
 		}
 		if n.Voice != "" || n.Language != "" {
-			sc := base
-			if n.Voice != "" {
-				sc.TTSVoice = n.Voice
-			}
-			if n.Language != "" {
-				sc.TTSLanguage = n.Language
-				sc.STTLanguages = []string{n.Language}
-			}
-			sp, err := speech.New(ctx, sc)
+			sp, err := speech.New(ctx, numberSpeech(base, n))
 			if err != nil {
 				return nil, err
 			}
@@ -79,4 +72,24 @@ func (s *Service) numbers(ctx context.Context, cfg config.Config, base speech.Co
 		out[id] = num
 	}
 	return out, nil
+}
+
+// numberSpeech is base with a number's language and voice. Recognition
+// listens for the language. The voice is the number's, else the table's
+// voice for its language; Text-to-Speech is sent the locale the voice's name
+// begins with, since a voice speaks only its own.
+func numberSpeech(base speech.Config, n config.Number) speech.Config {
+	if n.Language != "" {
+		base.STTLanguages = []string{n.Language}
+	}
+	voice := n.Voice
+	if voice == "" {
+		primary, _, _ := strings.Cut(strings.ToLower(n.Language), "-")
+		voice = speech.DefaultVoices[primary]
+	}
+	if voice != "" {
+		parts := strings.SplitN(voice, "-", 3) // config checked it has three
+		base.TTSVoice, base.TTSLanguage = voice, parts[0]+"-"+parts[1]
+	}
+	return base
 }

@@ -185,3 +185,38 @@ func testSpending(t *testing.T, newStore newStoreFunc) {
 		t.Error("FirstOverCeiling the next day = false, want true")
 	}
 }
+
+// TestFirestoreSenderLayout checks the expiry the TTL policy reads: two days
+// after the day of the last message, and none while the sender is opted out.
+func TestFirestoreSenderLayout(t *testing.T) {
+	client := emulatorClient(t)
+	clock := newClock()
+	s := newFirestore(client, Options{Now: clock.Now}, testPrefix())
+	const sender = "16505551234"
+	expireAt := func() any {
+		t.Helper()
+		snap, err := s.senders.Doc(docID(sender)).Get(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := snap.DataAt("expireAt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	in := Inbound{Limits: Limits{PerMinute: 5, PerDay: 50}}
+	if _, err := s.Gate(t.Context(), sender, "m1", in); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := expireAt(), time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC); !want.Equal(got.(time.Time)) {
+		t.Errorf("expireAt = %v, want %v", got, want)
+	}
+	in.Stop = true
+	if _, err := s.Gate(t.Context(), sender, "m2", in); err != nil {
+		t.Fatal(err)
+	}
+	if got := expireAt(); got != nil {
+		t.Errorf("expireAt of an opted-out sender = %v, want none", got)
+	}
+}
