@@ -15,6 +15,11 @@
 // uncertain. A retry after a crash resumes after the parts already sent, and
 // reuses the answer and the audio it staged instead of asking the model
 // again.
+//
+// Before any of that costs money, the guard (guard.go) applies the opt-out,
+// the per-sender limits, the reset word, the size caps and the number's
+// daily ceiling; what it answers instead is a part like any other, sent
+// exactly once.
 package reply
 
 import (
@@ -117,7 +122,7 @@ func (o Options) policy(log *slog.Logger, stage string, transient func(error) bo
 	}
 }
 
-// Deps are the pipeline's collaborators; all are required.
+// Deps are the pipeline's collaborators; all are required but Numbers.
 type Deps struct {
 	Messenger   Messenger
 	Transcriber Transcriber
@@ -161,6 +166,8 @@ func (p *Pipeline) Handle(ctx context.Context, job queue.Job) error {
 		return nil
 	}
 
+	// From here on the job has its number's settings, its own
+	// conversation and the size caps (see forJob).
 	p = p.forJob(job)
 	marker, err := p.claim(ctx, m.ID)
 	switch {

@@ -184,8 +184,6 @@ func (s *Memory) Gate(_ context.Context, sender, id string, in Inbound) (Verdict
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.senders[sender]
-	st.Minute.IDs = slices.Clone(st.Minute.IDs)
-	st.Day.IDs = slices.Clone(st.Day.IDs)
 	gate(id, in, &v)(&st, now)
 	s.senders[sender] = st
 	return v, nil
