@@ -44,6 +44,9 @@ type Guard struct {
 	NoticeVoice   string // NOTICE_VOICE_TOO_LONG
 	NoticeMedia   string // NOTICE_MEDIA_TOO_LARGE
 	NoticeCeiling string // NOTICE_CEILING
+	// NoticeUnsupported answers a message type the assistant does not read
+	// (a location, a contact, a video).
+	NoticeUnsupported string // NOTICE_UNSUPPORTED
 }
 
 // maxMediaMB is WhatsApp's own limit for audio; the pipeline never
@@ -81,6 +84,8 @@ func (r *reader) guard() Guard {
 		NoticeVoice:   r.str("NOTICE_VOICE_TOO_LONG", ""),
 		NoticeMedia:   r.str("NOTICE_MEDIA_TOO_LARGE", ""),
 		NoticeCeiling: r.str("NOTICE_CEILING", ""),
+
+		NoticeUnsupported: r.str("NOTICE_UNSUPPORTED", ""),
 	}
 	// A word in two lists would make one message mean two things.
 	for _, w := range g.StopWords {

@@ -36,7 +36,7 @@ func TestGuardSettings(t *testing.T) {
 	c, err := config.Load(env(with(map[string]string{
 		"ALLOW_SENDERS": "+1 650 555 1234, US.1349", "SENDER_LIMIT_PER_MINUTE": "0", "SENDER_LIMIT_PER_DAY": "10000",
 		"NUMBER_DAILY_COST_USD": "7.50", "CEILING_ACTION": "TEXT", "MAX_MEDIA_MB": "16", "STOP_WORDS": "stop, baja, arrêt",
-		"NOTICE_STOP": "Adiós.",
+		"NOTICE_STOP": "Adiós.", "NOTICE_UNSUPPORTED": "Solo texto y voz.",
 	})))
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +44,7 @@ func TestGuardSettings(t *testing.T) {
 	g := c.Guard
 	if !reflect.DeepEqual(g.AllowSenders, []string{"+1 650 555 1234", "US.1349"}) || g.PerMinute != 0 || g.PerDay != 10000 ||
 		g.DailyCostUSD != 7.5 || g.CeilingAction != "text" || g.MaxMediaBytes != 16<<20 ||
-		!reflect.DeepEqual(g.StopWords, []string{"stop", "baja", "arrêt"}) || g.NoticeStop != "Adiós." {
+		!reflect.DeepEqual(g.StopWords, []string{"stop", "baja", "arrêt"}) || g.NoticeStop != "Adiós." || g.NoticeUnsupported != "Solo texto y voz." {
 		t.Errorf("Guard = %+v", g)
 	}
 }

@@ -121,6 +121,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 	}, reply.Options{
 		Mode:          reply.Mode(cfg.ReplyMode),
 		Fallback:      cfg.Fallback,
+		Unsupported:   cfg.Guard.NoticeUnsupported,
 		HistoryTurns:  cfg.HistoryTurns,
 		Lease:         cfg.ClaimLease,
 		ConfirmWindow: cfg.ConfirmWindow,
