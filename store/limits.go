@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -207,20 +207,16 @@ type windowDoc struct {
 	Notice string    `firestore:"notice"`
 }
 
-// Gate judges one inbound message; see Memory.Gate.
-//
-// It reads the sender's document and writes it back only if nobody changed
-// it in between (create-if-absent, or an update conditional on the update
-// time read), and starts over when somebody did, so concurrent messages of
-// one sender are counted exactly. A transaction would do the same with
-// locks; concurrent transactions that all write one document stall each
-// other on their read locks (the emulator until its 30 s lock timeout),
-// where the conditional write just tells the losers to read again.
+// Gate judges one inbound message; see Memory.Gate. It is a compare-and-set
+// like the markers' (see Firestore.apply), for the same reason, and so that
+// concurrent messages of one sender are counted exactly: the losers of a
+// race read again.
 func (s *Firestore) Gate(ctx context.Context, sender, id string, in Inbound) (Verdict, error) {
 	ref := s.senders.Doc(docID(sender))
-	v, err := retry.Do(ctx, retry.Policy{Attempts: 100, Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond,
-		Retryable: changedMeanwhile}, func(ctx context.Context) (Verdict, error) {
-		return s.gateOnce(ctx, ref, sender, id, in)
+	var v Verdict
+	err := untilFirst(ctx, func() (err error) {
+		v, err = s.gateOnce(ctx, ref, sender, id, in)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("gate message: %w", err)
@@ -228,11 +224,29 @@ func (s *Firestore) Gate(ctx context.Context, sender, id string, in Inbound) (Ve
 	return v, nil
 }
 
-// changedMeanwhile reports a conditional write refused because the document
-// changed (or was created) since it was read.
-func changedMeanwhile(err error) bool {
-	c := status.Code(err)
-	return c == codes.FailedPrecondition || c == codes.AlreadyExists
+// maxSenderTries bounds the reads again of untilFirst. n messages of one
+// sender racing settle in n tries (one wins each round). The queues hand a
+// sender's messages over one at a time (a worker per sender in process, an
+// ordering key in Pub/Sub), so races are rare in service; the bound is
+// generous so that a burst without that order still settles.
+const maxSenderTries = 100
+
+// untilFirst runs write, a read and a conditional write, again while another
+// writer came first, up to maxSenderTries times.
+func untilFirst(ctx context.Context, write func() error) error {
+	for try := 1; ; try++ {
+		err := write()
+		switch status.Code(err) {
+		case codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound:
+			if try < maxSenderTries {
+				if err := retry.Sleep(ctx, rand.N(20*time.Millisecond)); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		return err
+	}
 }
 
 // gateOnce is one read and conditional write of Gate.
@@ -379,32 +393,34 @@ func (s *Firestore) AddSpend(ctx context.Context, number string, sp Spend) error
 	return nil
 }
 
-// errWarned ends FirstOverCeiling's transaction when the flag is set.
-var errWarned = errors.New("already warned")
-
 // FirstOverCeiling reports whether this is the first call today for number;
-// see Memory.FirstOverCeiling.
+// see Memory.FirstOverCeiling. It sets the day's flag by compare-and-set, so
+// that of two instances racing only one sees it unset.
 func (s *Firestore) FirstOverCeiling(ctx context.Context, number string) (bool, error) {
 	ref := s.spendRef(number)
-	err := s.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		snap, err := tx.Get(ref)
-		if err != nil && status.Code(err) != codes.NotFound {
-			return err
-		}
-		if err == nil {
-			if warned, _ := snap.DataAt("warned"); warned == true {
-				return errWarned
-			}
-		}
+	first := false
+	err := untilFirst(ctx, func() error {
+		snap, err := ref.Get(ctx)
 		now := s.opts.now()
-		return tx.Set(ref, map[string]any{"number": number, "day": day(now), "warned": true,
-			"expireAt": now.Truncate(24 * time.Hour).Add(48 * time.Hour)}, firestore.MergeAll)
+		flag := map[string]any{"number": number, "day": day(now), "warned": true,
+			"expireAt": now.Truncate(24 * time.Hour).Add(48 * time.Hour)}
+		switch {
+		case status.Code(err) == codes.NotFound:
+			_, err = ref.Create(ctx, flag)
+		case err != nil:
+			return err
+		default:
+			if warned, _ := snap.DataAt("warned"); warned == true {
+				return nil
+			}
+			_, err = ref.Update(ctx, []firestore.Update{{Path: "warned", Value: true}},
+				firestore.LastUpdateTime(snap.UpdateTime))
+		}
+		first = err == nil
+		return err
 	})
-	switch {
-	case errors.Is(err, errWarned):
-		return false, nil
-	case err != nil:
+	if err != nil {
 		return false, fmt.Errorf("mark ceiling: %w", err)
 	}
-	return true, nil
+	return first, nil
 }
