@@ -19,8 +19,8 @@ import (
 // This file keeps what the service knows about each sender: whether they
 // opted out, and the messages they sent in the current minute and day, which
 // the per-sender limits count. One document per sender holds both, so one
-// transaction per inbound message settles them together and many instances
-// agree on every count.
+// conditional write per inbound message settles them together and many
+// instances agree on every count.
 
 // Limits bound the messages one sender may have answered per minute and per
 // calendar day (UTC). Zero means no limit.
