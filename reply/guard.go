@@ -172,9 +172,9 @@ func (a *attempt) serve(ctx context.Context, k kind, userText string) error {
 // screen applies the rules that need no media, in order: opt-out and the
 // sender's limits (one read and one conditional write in the store), what
 // the assistant does not read, the reset word, the text's length, and the
-// number's daily ceiling.
-// STOP comes first so that it works whatever else applies. It returns the
-// notice to send instead of an answer, or quiet when nothing is to be sent.
+// number's daily ceiling. STOP comes first so that it works whatever else
+// applies. It returns the notice to send instead of an answer, or quiet when
+// nothing is to be sent.
 func (a *attempt) screen(ctx context.Context, k kind, userText string) (notice string, quiet bool, _ error) {
 	g := a.p.opts.Guard
 	word := ""
