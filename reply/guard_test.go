@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,18 @@ func TestSenderLimits(t *testing.T) {
 	}
 	if rr := h.graph.ReadReceipts(); len(rr) != 3 {
 		t.Errorf("%d read receipts, want 3: a message over the limit is not even marked read", len(rr))
+	}
+	// The notice went out as a part of the reply to the message that got
+	// it, tagged for its status webhooks and recorded as sent, like any part.
+	tags, _ := store.NewTags("test-app-secret")
+	if id, part, ok := tags.Open(h.graph.Messages()[2].CallbackData); !ok || id != "wamid.ana2" || part != "notice" {
+		t.Errorf("the notice's tag opens to %q, %q, %v; want wamid.ana2, notice", id, part, ok)
+	}
+	if m := h.marker(t, "wamid.ana2"); !slices.Equal(m.Sent, []string{"notice"}) {
+		t.Errorf("the notice's marker has sent %q, want [notice]", m.Sent)
+	}
+	if m := h.marker(t, "wamid.ana3"); len(m.Sent) != 0 {
+		t.Errorf("a silenced message's marker has sent %q, want nothing (and it is completed)", m.Sent)
 	}
 }
 
