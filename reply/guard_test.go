@@ -50,8 +50,7 @@ func TestSenderLimits(t *testing.T) {
 	}
 	// The notice went out as a part of the reply to the message that got
 	// it, tagged for its status webhooks and recorded as sent, like any part.
-	tags, _ := store.NewTags("test-app-secret")
-	if id, part, ok := tags.Open(h.graph.Messages()[2].CallbackData); !ok || id != "wamid.ana2" || part != "notice" {
+	if id, part, ok := mustTags(t).Open(h.graph.Messages()[2].CallbackData); !ok || id != "wamid.ana2" || part != "notice" {
 		t.Errorf("the notice's tag opens to %q, %q, %v; want wamid.ana2, notice", id, part, ok)
 	}
 	if m := h.marker(t, "wamid.ana2"); !slices.Equal(m.Sent, []string{"notice"}) {
@@ -250,4 +249,33 @@ func TestNumbers(t *testing.T) {
 	if last := h.llm.Requests()[2]; len(last.Contents) != 3 || !strings.Contains(fmt.Sprint(last.Contents[0].Parts[0].Text), "hola") {
 		t.Errorf("third request's contents = %d, first %q; want the 2 turns with 222 and the message", len(last.Contents), last.Contents[0].Parts[0].Text)
 	}
+}
+
+// TestNoticeAfterARetry is a message whose first attempt was judged over
+// the limit and died before sending: the retry sends the window's notice,
+// which no other message of the window gets.
+func TestNoticeAfterARetry(t *testing.T) {
+	t.Parallel()
+	limits := store.Limits{PerMinute: 1}
+	h := guarded(t, reply.Guard{Limits: limits})
+	h.handle(t, textJob(t, "wamid.0", "first"))
+	j := textJob(t, "wamid.1", "second")
+	if v, err := h.store.Gate(t.Context(), j.Sender, j.Message.ID, store.Inbound{Limits: limits}); err != nil || v != store.OverMinute {
+		t.Fatalf("Gate = %v, %v; want OverMinute", v, err)
+	}
+	h.handle(t, textJob(t, "wamid.2", "third"))
+	h.handle(t, j)
+	h.wantSent(t, "text:answer to first", "text:"+reply.DefaultNoticeMinute)
+	if id, _, _ := mustTags(t).Open(h.graph.Messages()[1].CallbackData); id != "wamid.1" {
+		t.Errorf("the notice went to the reply to %q, want wamid.1", id)
+	}
+}
+
+func mustTags(t *testing.T) *store.Tags {
+	t.Helper()
+	tags, err := store.NewTags("test-app-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tags
 }
