@@ -20,7 +20,9 @@
 # CONCURRENCY (40), MAX_INSTANCES (10), MIN_INSTANCES (0), WHATSAPP_WABA_ID
 # (subscribes the app to that WhatsApp Business Account), and settings passed
 # to the function: REPLY_MODE, GEMINI_MODEL, TTS_VOICE, TTS_LANGUAGE,
-# STT_ENGINE, STT_LANGUAGES, STT_LOCATION, GRAPH_API_VERSION, LOG_LEVEL.
+# STT_ENGINE, STT_LANGUAGES, STT_LOCATION, GRAPH_API_VERSION, LOG_LEVEL,
+# SENDER_LIMIT_PER_MINUTE, SENDER_LIMIT_PER_DAY, NUMBER_DAILY_MESSAGES,
+# NUMBER_DAILY_COST_USD, CEILING_ACTION.
 set -euo pipefail
 
 DRY_RUN=false
@@ -167,7 +169,7 @@ for name in "${SECRETS[@]}"; do
     --role=roles/secretmanager.secretAccessor >/dev/null
 done
 
-echo "== Firestore (markers and conversation turns expire through TTL policies)"
+echo "== Firestore (markers, conversation turns, sender limits and daily spending expire through TTL policies)"
 if db=$(query firestore databases describe --database='(default)' --format='value(type,locationId)' 2>/dev/null); then
   read -r db_type db_location <<<"$db"
   if [ "$db_type" != FIRESTORE_NATIVE ]; then
@@ -181,7 +183,7 @@ if db=$(query firestore databases describe --database='(default)' --format='valu
 else
   change firestore databases create --location="$FIRESTORE_LOCATION" --type=firestore-native
 fi
-for group in markers turns; do
+for group in markers turns senders spending; do
   change firestore fields ttls update expireAt --collection-group="$group" --enable-ttl --async >/dev/null
 done
 
@@ -206,7 +208,8 @@ change pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAccount:$R
 echo "== function"
 env_vars="STORE=firestore,QUEUE=pubsub,GOOGLE_CLOUD_PROJECT=$PROJECT,MEDIA_BUCKET=$BUCKET"
 env_vars+=",PUBSUB_TOPIC=$TOPIC,PUBSUB_SERVICE_ACCOUNT=$PUSH_SA,PUBSUB_AUDIENCE=$AUDIENCE"
-for name in REPLY_MODE GEMINI_MODEL TTS_VOICE TTS_LANGUAGE STT_ENGINE STT_LOCATION GRAPH_API_VERSION LOG_LEVEL; do
+for name in REPLY_MODE GEMINI_MODEL TTS_VOICE TTS_LANGUAGE STT_ENGINE STT_LOCATION GRAPH_API_VERSION LOG_LEVEL \
+  SENDER_LIMIT_PER_MINUTE SENDER_LIMIT_PER_DAY NUMBER_DAILY_MESSAGES NUMBER_DAILY_COST_USD CEILING_ACTION; do
   if [ -n "${!name:-}" ]; then env_vars+=",$name=${!name}"; fi
 done
 # STT_LANGUAGES holds commas, so it goes in with gcloud's alternative delimiter.

@@ -103,6 +103,12 @@ type Config struct {
 
 	LogLevel slog.Level // LOG_LEVEL: debug, info, warn or error
 
+	// Guard is who is served and how much (see guard.go).
+	Guard Guard
+	// Numbers holds the settings of each phone_number_id that has its own
+	// (NUMBERS or NUMBERS_FILE).
+	Numbers map[string]Number
+
 	// Warnings are settings that work but weaken a guarantee; the service
 	// logs them when it starts.
 	Warnings []string
@@ -154,6 +160,9 @@ func Load(getenv func(string) string) (Config, error) {
 		ConfirmWindow: r.duration("SEND_CONFIRM_WINDOW", 0),
 
 		LogLevel: r.level("LOG_LEVEL"),
+
+		Guard:   r.guard(),
+		Numbers: r.numbers(),
 	}
 	switch {
 	case c.MarkerTTL < minMarkerTTL:

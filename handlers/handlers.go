@@ -42,6 +42,8 @@ type Deps struct {
 	IDs logging.IDs
 	// Tags opens the tags our replies carry, which status webhooks echo.
 	Tags *store.Tags
+	// Audience says whom the service answers; the zero value, everyone.
+	Audience Audience
 	// Process, when set, serves Pub/Sub pushes at POST /process (see
 	// Process). With the in-process queue there is nothing to push.
 	Process http.Handler

@@ -91,7 +91,7 @@ func notify(w http.ResponseWriter, r *http.Request, d Deps) {
 		return
 	}
 	log.Info("webhook", "messages", len(n.jobs), "queued", n.queued, "requeued", n.requeued,
-		"duplicates", n.duplicates, "statuses", n.statuses, "confirmed", len(n.confirms),
+		"duplicates", n.duplicates, "unserved", n.unserved, "statuses", n.statuses, "confirmed", len(n.confirms),
 		"errors", n.errors, "msgs", strings.Join(n.hashes, " "))
 	w.WriteHeader(http.StatusOK)
 }
@@ -108,6 +108,7 @@ type notification struct {
 	statuses, errors             int
 	queued, requeued, duplicates int
 	pending                      int
+	unserved                     int // from senders the Audience does not serve
 	// hashes are of the messages queued, for the log line, where they are
 	// one string (a query finds one with jsonPayload.msgs:"HASH"): a list
 	// would be encoded by reflection, a cost the intake feels.
@@ -146,10 +147,15 @@ func collect(p *graphapi.Payload, d Deps, log *slog.Logger) notification {
 					log.Warn("message without id skipped", "type", m.Type)
 					continue
 				}
+				sender := v.SenderKey(&m)
+				if !d.Audience.Serves(sender, m.From, m.FromUserID) {
+					n.unserved++
+					continue
+				}
 				n.jobs = append(n.jobs, queue.Job{
 					Message:       m,
 					PhoneNumberID: v.Metadata.PhoneNumberID,
-					Sender:        v.SenderKey(&m),
+					Sender:        sender,
 					ProfileName:   v.ProfileName(&m),
 					ReceivedAt:    now,
 				})

@@ -72,10 +72,8 @@ func (a *attempt) run(ctx context.Context, k kind, userText string) error {
 		// Only the Complete of an earlier attempt is missing.
 	case a.token > o.MaxAttempts:
 		err = fmt.Errorf("%w after %d attempts", errGaveUp, o.MaxAttempts)
-	case k == unsupported:
-		err = a.sendText(work, "notice", o.Unsupported)
 	default:
-		err = a.answer(work, k, userText)
+		err = a.serve(work, k, userText)
 	}
 	lost := stop()
 	if lost != nil || errors.Is(err, store.ErrLost) || errors.Is(err, store.ErrReplied) {

@@ -60,4 +60,10 @@ type Store interface {
 	Complete(ctx context.Context, id string, token int) error
 	History(ctx context.Context, user string, n int) ([]store.Turn, error)
 	AppendTurns(ctx context.Context, user string, turns ...store.Turn) error
+	ResetHistory(ctx context.Context, user string) error
+	// The guard's state (see Guard).
+	Gate(ctx context.Context, sender, id string, in store.Inbound) (store.Verdict, error)
+	Spending(ctx context.Context, number string) (store.Spend, error)
+	AddSpend(ctx context.Context, number string, sp store.Spend) error
+	FirstOverCeiling(ctx context.Context, number string) (bool, error)
 }

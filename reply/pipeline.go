@@ -15,6 +15,11 @@
 // uncertain. A retry after a crash resumes after the parts already sent, and
 // reuses the answer and the audio it staged instead of asking the model
 // again.
+//
+// Before any of that costs money, the guard (guard.go) applies the opt-out,
+// the per-sender limits, the reset word, the size caps and the number's
+// daily ceiling; what it answers instead is a part like any other, sent
+// exactly once.
 package reply
 
 import (
@@ -93,6 +98,9 @@ type Options struct {
 	// sends by itself, and only those Meta certainly did not take.)
 	Retries      int
 	RetryBackoff time.Duration
+	// Guard holds the limits, caps and notices that keep the bill and the
+	// users safe (see Guard); its zero value limits nothing.
+	Guard Guard
 }
 
 func (o Options) withDefaults() Options {
@@ -107,6 +115,7 @@ func (o Options) withDefaults() Options {
 	o.MaxAttempts = cmp.Or(o.MaxAttempts, 5)
 	o.Retries = cmp.Or(o.Retries, 3)
 	o.RetryBackoff = cmp.Or(o.RetryBackoff, 500*time.Millisecond)
+	o.Guard = o.Guard.withDefaults()
 	return o
 }
 
@@ -127,7 +136,7 @@ func (o Options) policy(log *slog.Logger, stage string, transient func(error) bo
 	}
 }
 
-// Deps are the pipeline's collaborators; all are required.
+// Deps are the pipeline's collaborators; all are required but Numbers.
 type Deps struct {
 	Messenger   Messenger
 	Transcriber Transcriber
@@ -141,6 +150,9 @@ type Deps struct {
 	// Tags seals each sent part's identity into the message, for the status
 	// webhooks that confirm it.
 	Tags *store.Tags
+	// Numbers holds the numbers (by phone_number_id) that answer with
+	// collaborators or a mode of their own; optional.
+	Numbers map[string]Number
 }
 
 // Pipeline answers queued messages.
@@ -168,6 +180,9 @@ func (p *Pipeline) Handle(ctx context.Context, job queue.Job) error {
 		return nil
 	}
 
+	// From here on the job has its number's settings, its own
+	// conversation and the size caps (see forJob).
+	p = p.forJob(job)
 	marker, err := p.claim(ctx, m.ID)
 	switch {
 	case errors.Is(err, store.ErrReplied):

@@ -42,6 +42,8 @@ type harness struct {
 	stager *media.Bucket
 	logs   *syncBuffer
 	p      *reply.Pipeline
+	deps   reply.Deps // what p was built with
+	opts   reply.Options
 }
 
 func newHarness(t *testing.T, opts reply.Options) *harness {
@@ -76,7 +78,7 @@ func newHarnessWithStore(t *testing.T, opts reply.Options, st store.Store) *harn
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.p = reply.New(reply.Deps{
+	h.deps, h.opts = reply.Deps{
 		Messenger: graphapi.New(graphapi.Config{
 			BaseURL: h.graph.URL, Token: graphapitest.Token, BaseBackoff: time.Millisecond,
 			Logger: slog.New(slog.DiscardHandler),
@@ -89,7 +91,8 @@ func newHarnessWithStore(t *testing.T, opts reply.Options, st store.Store) *harn
 		Logger:      logging.New(h.logs, slog.LevelDebug),
 		IDs:         logging.NewIDs("test-app-secret"),
 		Tags:        tags,
-	}, opts)
+	}, opts
+	h.p = reply.New(h.deps, h.opts)
 	return h
 }
 
@@ -202,7 +205,7 @@ func TestTextFlow(t *testing.T) {
 		t.Errorf("voice note %+v does not carry the upload %s from the receiving number", msgs[0], uploads[0].ID)
 	}
 	h.marker(t, j.Message.ID)
-	hist, _ := h.store.History(context.Background(), j.Sender, 10)
+	hist, _ := h.store.History(context.Background(), reply.ConversationKey(j.PhoneNumberID, j.Sender), 10)
 	if len(hist) != 2 || hist[0].Role != "user" || hist[1].Role != "model" || hist[1].Text != "Tomorrow Lisbon will be sunny, around 22 degrees." {
 		t.Errorf("history = %+v", hist)
 	}

@@ -137,7 +137,7 @@ func TestVoiceIsSpokenWhileTheModelWrites(t *testing.T) {
 			if d := got - want; err != nil || d < -50*time.Millisecond*time.Duration(len(texts)) || d > 50*time.Millisecond*time.Duration(len(texts)) {
 				t.Errorf("voice note of %v (%v), want %v: the pieces joined", got, err, want)
 			}
-			hist, _ := h.store.History(context.Background(), j.Sender, 10)
+			hist, _ := h.store.History(context.Background(), reply.ConversationKey(j.PhoneNumberID, j.Sender), 10)
 			if len(hist) != 2 || hist[1].Text != tt.answer {
 				t.Errorf("history = %+v, want the whole answer", hist)
 			}
@@ -305,7 +305,7 @@ func TestGeminiHearsTheVoiceNote(t *testing.T) {
 			t.Errorf("spoken in %q, want Spanish", r.GetVoice().GetLanguageCode())
 		}
 	}
-	hist, _ := h.store.History(context.Background(), j.Sender, 10)
+	hist, _ := h.store.History(context.Background(), reply.ConversationKey(j.PhoneNumberID, j.Sender), 10)
 	if len(hist) != 4 || hist[2].Text != heard || hist[3].Text != answer {
 		t.Errorf("history = %+v, want the transcript and the answer after the first turns", hist)
 	}

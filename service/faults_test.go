@@ -70,11 +70,15 @@ func TestFaults(t *testing.T) {
 	r.killEvery(1500*time.Millisecond, 3*time.Second)
 	start := time.Now()
 	r.deliver(messages, 4)
+	// The kills go on while most replies are made, then stop: a message
+	// that is lost stays unanswered however long the service then runs in
+	// peace, while one that was only held up gets its answer.
+	r.awaitReplies(messages*4/5, 30*time.Second)
+	r.stopKilling()
 	r.awaitReplies(messages, 3*time.Minute)
 	// Late copies would come from a send repeated after its confirmation
 	// window, or from a zombie attempt: give them time to show.
 	time.Sleep(7 * time.Second)
-	r.stopKilling()
 
 	counts := r.check(messages, status == 1)
 	t.Logf("seed %d: %d messages in %v; %d answers, %d fallbacks, %d doubled; faults: %d kills, %d store cuts, %d sends dropped, %d lost, %d slow, %d statuses, %d model failures",
@@ -249,6 +253,12 @@ func newFaultRun(t *testing.T, seed uint64, rates faultRates, settings map[strin
 		"PUBSUB_VERIFY":         "false",
 		"PUBSUB_EMULATOR_HOST":  os.Getenv("PUBSUB_EMULATOR_HOST"),
 		"REPLY_MODE":            "text",
+		// The suite checks exactly once, not the guard: every message must
+		// be answered, however many runs the emulator has seen today.
+		"SENDER_LIMIT_PER_MINUTE": "0",
+		"SENDER_LIMIT_PER_DAY":    "0",
+		"NUMBER_DAILY_MESSAGES":   "0",
+		"NUMBER_DAILY_COST_USD":   "0",
 	}
 	for k, v := range settings {
 		r.env[k] = v
@@ -266,13 +276,24 @@ func newFaultRun(t *testing.T, seed uint64, rates faultRates, settings map[strin
 		PushConfig:            &pubsubpb.PushConfig{PushEndpoint: "http://" + r.front.Addr() + "/process"},
 		EnableMessageOrdering: true,
 		AckDeadlineSeconds:    r.ackDeadline(),
-		RetryPolicy:           &pubsubpb.RetryPolicy{MinimumBackoff: durationpb.New(10 * time.Second), MaximumBackoff: durationpb.New(600 * time.Second)},
+		RetryPolicy:           r.retryPolicy(),
 	}); err != nil {
 		t.Fatal(err)
 	}
 	r.start()
 	t.Cleanup(func() { r.kill() })
 	return r
+}
+
+// retryPolicy is production's (10 s to 600 s, as deploy.sh sets it) when
+// the run uses production's lease, and 1 s to 5 s with the short leases of
+// the suite, whose faults would otherwise push redeliveries minutes away.
+func (r *faultRun) retryPolicy() *pubsubpb.RetryPolicy {
+	lo, hi := 10*time.Second, 600*time.Second
+	if r.env["CLAIM_LEASE"] != "" {
+		lo, hi = time.Second, 5*time.Second
+	}
+	return &pubsubpb.RetryPolicy{MinimumBackoff: durationpb.New(lo), MaximumBackoff: durationpb.New(hi)}
 }
 
 // ackDeadline is production's (600 s, as deploy.sh sets it) when the run
@@ -526,7 +547,7 @@ func (r *faultRun) check(n int, strict bool) faultCounts {
 			c.answers++
 		case parts[store.FallbackPart] == 1 && len(parts) == 1:
 			c.fallbacks++
-		case !strict && len(parts) == 1 && parts["text.1"] > 1:
+		case !strict && len(parts) == 1 && (parts["text.1"] > 1 || parts[store.FallbackPart] > 1):
 			c.doubled++
 		default:
 			r.t.Errorf("message %d: the user got %v, want exactly one answer or one fallback", i, parts)

@@ -7,8 +7,7 @@ import (
 )
 
 // This file holds what cmd/local's chat needs from the service: it waits
-// for each message to be answered before it reads the next line, and it can
-// forget the conversation.
+// for each message to be answered before it reads the next line.
 
 // OnHandled makes the service call f each time the reply pipeline has
 // finished with a message: err is nil when the message is done with (answered,
@@ -25,10 +24,4 @@ func (s *Service) observed(handle queue.Handler) queue.Handler {
 		}
 		return err
 	}
-}
-
-// ResetHistory forgets the user's conversation in the service's store, so
-// that the chat can start over (its /reset).
-func (s *Service) ResetHistory(ctx context.Context, user string) error {
-	return s.store.ResetHistory(ctx, user)
 }

@@ -49,7 +49,6 @@ var (
 // Service is the wired service.
 type Service struct {
 	handler   http.Handler
-	store     store.Store
 	onHandled func(wamid string, err error) // see OnHandled
 	closers   []func(context.Context) error
 }
@@ -70,12 +69,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 	if err != nil {
 		return nil, err
 	}
-	s.store = st
 	stager, err := s.newStager(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	sp, err := speech.New(ctx, speech.Config{
+	speechConfig := speech.Config{
 		Project:        cfg.Project,
 		STTLocation:    cfg.STTLocation,
 		STTModel:       cfg.STTModel,
@@ -85,7 +83,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 		TTSLanguage:    cfg.TTSLanguage,
 		TTSEndpoint:    cfg.TTSURL,
 		ClientOptions:  emulatorOptions(cfg.SpeechURL, cfg.TTSURL),
-	})
+	}
+	sp, err := speech.New(ctx, speechConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +98,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 		return nil, err
 	}
 	ids := logging.NewIDs(cfg.AppSecret)
+	numbers, err := s.numbers(ctx, cfg, speechConfig)
+	if err != nil {
+		return nil, err
+	}
 	pipeline := reply.New(reply.Deps{
 		Messenger: graphapi.New(graphapi.Config{
 			BaseURL: cfg.GraphBaseURL,
@@ -114,13 +117,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 		Logger:      logger,
 		IDs:         ids,
 		Tags:        tags,
+		Numbers:     numbers,
 	}, reply.Options{
 		Mode:          reply.Mode(cfg.ReplyMode),
 		STTEngine:     reply.Engine(cfg.STTEngine),
 		Fallback:      cfg.Fallback,
+		Unsupported:   cfg.Guard.NoticeUnsupported,
 		HistoryTurns:  cfg.HistoryTurns,
 		Lease:         cfg.ClaimLease,
 		ConfirmWindow: cfg.ConfirmWindow,
+		Guard:         guard(cfg.Guard),
 	})
 	deps := handlers.Deps{
 		AppSecret:   cfg.AppSecret,
@@ -130,6 +136,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 		Logger:      logger,
 		IDs:         ids,
 		Tags:        tags,
+		Audience:    audience(cfg.Guard),
 	}
 	if err := s.newQueue(ctx, cfg, s.observed(pipeline.Handle), logger, &deps); err != nil {
 		return nil, err

@@ -131,11 +131,13 @@ func TestMissingSecretServesNothing(t *testing.T) {
 	}
 }
 
-// TestProductionPath runs production's backends on this machine: Firestore
-// and Pub/Sub emulators, Cloud Storage on fake-gcs-server. The webhook is
-// deduped in Firestore and published; the push subscription calls /process
-// on the same service, which answers through the fakes.
-func TestProductionPath(t *testing.T) {
+// startProduction starts the service on production's backends on this
+// machine: Firestore and Pub/Sub emulators, Cloud Storage on fake-gcs-server
+// (bucket e2e-media). The webhook is deduped in Firestore and published;
+// the push subscription calls /process on the same service. onHandled, when
+// set, is the service's OnHandled.
+func startProduction(t *testing.T, env map[string]string, onHandled func(string, error)) (*service.Service, *fakestorage.Server) {
+	t.Helper()
 	for _, v := range []string{"FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"} {
 		if os.Getenv(v) == "" {
 			if os.Getenv("CI") == "true" {
@@ -152,7 +154,6 @@ func TestProductionPath(t *testing.T) {
 	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "e2e-media"})
 	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(gcs.URL(), "http://"))
 
-	f, env := startFakes(t)
 	suffix := time.Now().UnixNano()
 	topic := fmt.Sprintf("replies-%d", suffix)
 	env["STORE"], env["QUEUE"], env["MEDIA_BUCKET"] = "firestore", "pubsub", "e2e-media"
@@ -172,6 +173,9 @@ func TestProductionPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := newService(t, env)
+	if onHandled != nil {
+		svc.OnHandled(onHandled)
+	}
 	srv := httptest.NewServer(svc)
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { svc.Close(context.Background()) })
@@ -184,6 +188,13 @@ func TestProductionPath(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return svc, gcs
+}
+
+// TestProductionPath answers a voice note on production's backends, once.
+func TestProductionPath(t *testing.T) {
+	f, env := startFakes(t)
+	svc, gcs := startProduction(t, env, nil)
 
 	post(t, svc, "audio_voice.json")
 	waitSent(t, f.graph, 1)

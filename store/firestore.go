@@ -6,12 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/patternai/whatsapp-node/retry"
 )
 
 // The Firestore collections. Markers and conversations are root collections;
@@ -21,6 +24,8 @@ const (
 	MarkersCollection       = "markers"
 	ConversationsCollection = "conversations"
 	TurnsCollection         = "turns"
+	SendersCollection       = "senders"
+	SpendingCollection      = "spending"
 )
 
 // Firestore is the Store kept in Cloud Firestore. Its layout is
@@ -29,6 +34,10 @@ const (
 //	    id, state, attempts, leaseUntil, sent, sending, updatedAt, expireAt
 //	conversations/{docID(user)}/turns/{docID(turn ID)}
 //	    id, role, text, at, expireAt
+//	senders/{docID(sender)}
+//	    id, optedOut, optBy, minute, day, expireAt (none while opted out)
+//	spending/{docID(number/day)}
+//	    number, day, messages, micros, warned, expireAt
 //
 // where docID is explained at its definition and id keeps the original key
 // readable. Both expireAt fields are meant for TTL policies (see the package
@@ -40,6 +49,8 @@ type Firestore struct {
 	opts          Options
 	markers       *firestore.CollectionRef
 	conversations *firestore.CollectionRef
+	senders       *firestore.CollectionRef
+	spending      *firestore.CollectionRef
 }
 
 var _ Store = (*Firestore)(nil)
@@ -57,6 +68,8 @@ func newFirestore(client *firestore.Client, opts Options, prefix string) *Firest
 		opts:          opts.withDefaults(),
 		markers:       client.Collection(prefix + MarkersCollection),
 		conversations: client.Collection(prefix + ConversationsCollection),
+		senders:       client.Collection(prefix + SendersCollection),
+		spending:      client.Collection(prefix + SpendingCollection),
 	}
 }
 
@@ -400,23 +413,65 @@ func (s *Firestore) write(ctx context.Context, op, id string, t transition) erro
 	return nil
 }
 
-// apply runs t on the marker of id in a transaction and returns the marker
-// written. Firestore retries the transaction if the marker changes under it,
-// so t always sees the latest value.
+// maxWriteTries bounds how often apply reads again after another writer
+// came first; ten racing claims settle in ten.
+const maxWriteTries = 25
+
+// apply runs t on the marker of id and returns the marker written. It is a
+// compare-and-set: it reads the marker and writes the result only if the
+// document has not changed since (a LastUpdateTime precondition, or Create
+// when there was none), reading again when another writer came first. Unlike
+// a transaction it holds no lock between the read and the write: Firestore
+// keeps an abandoned transaction's locks until the transaction expires, so a
+// process killed inside one would block the marker (the next attempt's claim,
+// and the status webhooks that settle the reply) for a minute or more.
 func (s *Firestore) apply(ctx context.Context, id string, t transition) (Marker, error) {
 	ref := s.markerRef(id)
-	var out Marker
-	err := s.client.RunTransaction(ctx, func(ctx context.Context, tx *firestore.Transaction) error {
-		m, found, err := readMarker(tx.Get(ref))
+	for try := 1; ; try++ {
+		snap, err := ref.Get(ctx)
+		m, found, err := readMarker(snap, err)
 		if err != nil {
-			return err
+			return Marker{}, err
 		}
-		if out, err = s.opts.step(m, found, t); err != nil {
-			return err
+		out, err := s.opts.step(m, found, t)
+		if err != nil {
+			return out, err
 		}
-		return tx.Set(ref, newMarkerDoc(id, out))
-	})
-	return out, err
+		doc := newMarkerDoc(id, out)
+		if found {
+			_, err = ref.Update(ctx, doc.updates(), firestore.LastUpdateTime(snap.UpdateTime))
+		} else {
+			_, err = ref.Create(ctx, doc)
+		}
+		switch status.Code(err) {
+		case codes.OK:
+			return out, nil
+		case codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound:
+			// Another writer came first: read what it wrote.
+			if try < maxWriteTries {
+				if err := retry.Sleep(ctx, rand.N(20*time.Millisecond)); err != nil {
+					return Marker{}, err
+				}
+				continue
+			}
+		}
+		return Marker{}, err
+	}
+}
+
+// updates is d as the field updates that replace every field of a stored
+// marker.
+func (d markerDoc) updates() []firestore.Update {
+	return []firestore.Update{
+		{Path: "id", Value: d.ID},
+		{Path: "state", Value: d.State},
+		{Path: "attempts", Value: d.Attempts},
+		{Path: "leaseUntil", Value: d.LeaseUntil},
+		{Path: "sent", Value: d.Sent},
+		{Path: "sending", Value: d.Sending},
+		{Path: "updatedAt", Value: d.UpdatedAt},
+		{Path: "expireAt", Value: d.ExpireAt},
+	}
 }
 
 // turnDoc is a turn as stored.

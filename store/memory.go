@@ -19,6 +19,8 @@ type Memory struct {
 	mu      sync.Mutex
 	markers map[string]Marker
 	turns   map[string]map[string]Turn // by user, then by turn ID
+	senders map[string]Sender
+	spend   map[string]memorySpend // by number and day (spendKey)
 }
 
 var _ Store = (*Memory)(nil)
@@ -29,6 +31,8 @@ func NewMemory(opts Options) *Memory {
 		opts:    opts.withDefaults(),
 		markers: make(map[string]Marker),
 		turns:   make(map[string]map[string]Turn),
+		senders: make(map[string]Sender),
+		spend:   make(map[string]memorySpend),
 	}
 }
 

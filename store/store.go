@@ -8,6 +8,11 @@
 //
 //	gcloud firestore fields ttls update expireAt --collection-group=markers --enable-ttl
 //	gcloud firestore fields ttls update expireAt --collection-group=turns --enable-ttl
+//	gcloud firestore fields ttls update expireAt --collection-group=senders --enable-ttl
+//	gcloud firestore fields ttls update expireAt --collection-group=spending --enable-ttl
+//
+// A sender who opted out keeps a document without expireAt, which the TTL
+// policy never deletes.
 //
 // TTL deletion can lag expiry by about a day, so the code checks expireAt
 // itself and never relies on the deletion. The store needs no composite
@@ -180,6 +185,18 @@ type Store interface {
 	AppendTurns(ctx context.Context, user string, turns ...Turn) error
 	// ResetHistory forgets the user's conversation; markers are kept.
 	ResetHistory(ctx context.Context, user string) error
+
+	// Gate judges an inbound message against its sender's opt-out and
+	// limits, and counts it when it is to be served (see Verdict). A retry
+	// of the same message gets the same verdict and is not counted again.
+	Gate(ctx context.Context, sender, id string, in Inbound) (Verdict, error)
+	// Spending returns what a number's replies cost today (UTC).
+	Spending(ctx context.Context, number string) (Spend, error)
+	// AddSpend adds to a number's spending today.
+	AddSpend(ctx context.Context, number string, sp Spend) error
+	// FirstOverCeiling returns true for the first call per number and day,
+	// false after.
+	FirstOverCeiling(ctx context.Context, number string) (bool, error)
 }
 
 // Default retention, used where Options leaves a field zero.

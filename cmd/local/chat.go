@@ -75,7 +75,7 @@ func (l *local) chat(ctx context.Context, in io.Reader, out, status io.Writer) e
 		if !ok {
 			return <-readErr
 		}
-		msg, err := l.chatMessage(ctx, strings.TrimSpace(line), out)
+		msg, err := l.chatMessage(strings.TrimSpace(line), out)
 		if err != nil {
 			fmt.Fprintln(out, "error:", err)
 			continue
@@ -104,7 +104,7 @@ func isTerminal(in io.Reader) bool {
 
 // chatMessage turns a line into the message to send, or runs its command and
 // returns nil.
-func (l *local) chatMessage(ctx context.Context, line string, out io.Writer) (*graphapi.Message, error) {
+func (l *local) chatMessage(line string, out io.Writer) (*graphapi.Message, error) {
 	command, arg, _ := strings.Cut(line, " ")
 	arg = strings.TrimSpace(arg)
 	switch {
@@ -116,11 +116,9 @@ func (l *local) chatMessage(ctx context.Context, line string, out io.Writer) (*g
 		fmt.Fprintln(out, chatHelp)
 		return nil, nil
 	case command == "/reset":
-		if err := l.svc.ResetHistory(ctx, chatUser); err != nil {
-			return nil, err
-		}
-		fmt.Fprintln(out, "(conversation forgotten: the next message starts a new one)")
-		return nil, nil
+		// Sent as WhatsApp users send it: the service's reset word, which
+		// it answers with its notice.
+		return &graphapi.Message{Type: graphapi.TypeText, Text: &graphapi.Text{Body: line}}, nil
 	case command == "/voice" && arg != "":
 		data, err := os.ReadFile(arg)
 		if err != nil {

@@ -1,0 +1,134 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/patternai/whatsapp-node/gemini/geminitest"
+	"github.com/patternai/whatsapp-node/graphapi"
+	"github.com/patternai/whatsapp-node/reply"
+)
+
+// TestSenderLimitOnProductionPath is the issue's end-to-end check: on
+// production's backends, one sender sends 50 messages within a minute and
+// gets at most the limit of answers and one notice, while another sender,
+// in the same minute, is answered.
+func TestSenderLimitOnProductionPath(t *testing.T) {
+	const limit, flood = 5, 50
+	const ana, bruno = "16505550001", "16505550002"
+	f, env := startFakes(t)
+	env["REPLY_MODE"] = "text"
+	env["SENDER_LIMIT_PER_MINUTE"] = fmt.Sprint(limit)
+	var mu sync.Mutex
+	handled := map[string]bool{}
+	svc, _ := startProduction(t, env, func(wamid string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		handled[wamid] = err == nil
+	})
+	f.llm.SetEcho(func(r geminitest.Request) string { return "answer to " + r.UserText() })
+
+	// Within one minute's window: a run that would cross into the next
+	// minute waits for it instead, so the count is that of one window.
+	if now := time.Now(); now.Second() >= 40 {
+		time.Sleep(now.Truncate(time.Minute).Add(time.Minute).Sub(now))
+	}
+	run := time.Now().UnixNano()
+	var ids []string
+	send := func(i int, sender string) {
+		id := fmt.Sprintf("wamid.limit.%d.%s.%d", run, sender, i)
+		ids = append(ids, id)
+		body := textWebhook(id, sender, fmt.Sprintf("question %d from %s", i, sender))
+		req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		req.Header.Set(graphapi.SignatureHeader, graphapi.ComputeSignature(body, secret))
+		rec := httptest.NewRecorder()
+		svc.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("POST message %d of %s = %d, want 200", i, sender, rec.Code)
+		}
+	}
+	for i := range flood {
+		send(i, ana)
+		if i == flood/2 {
+			send(0, bruno)
+		}
+	}
+
+	deadline := time.Now().Add(60 * time.Second)
+	for done := 0; done < len(ids); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages handled in a minute", done, len(ids))
+		}
+		mu.Lock()
+		done = 0
+		for _, id := range ids {
+			if handled[id] {
+				done++
+			}
+		}
+		mu.Unlock()
+	}
+	if time.Since(time.Unix(0, run)) > time.Minute {
+		t.Logf("the run took over a minute; the counts below span two windows")
+	}
+
+	var answers, notices int
+	brunoAnswered := false
+	for _, m := range f.graph.Messages() {
+		switch {
+		case m.To == bruno && strings.HasPrefix(m.Text, "answer to question 0 from "+bruno):
+			brunoAnswered = true
+		case m.To == ana && m.Text == reply.DefaultNoticeMinute:
+			notices++
+		case m.To == ana && strings.HasPrefix(m.Text, "answer to "):
+			answers++
+		default:
+			t.Errorf("unexpected message to %s: %q", m.To, m.Text)
+		}
+	}
+	if answers > limit || notices > 1 {
+		t.Errorf("%s got %d answers and %d notices for %d messages, want at most %d and 1", ana, answers, notices, flood, limit)
+	}
+	if answers < limit || notices < 1 {
+		t.Errorf("%s got %d answers and %d notices, want the limit's %d and its notice", ana, answers, notices, limit)
+	}
+	if !brunoAnswered {
+		t.Errorf("%s, in the same minute, was not answered", bruno)
+	}
+	if n := len(f.llm.Requests()); n != limit+1 {
+		t.Errorf("the model was asked %d times, want %d: none for a message over the limit", n, limit+1)
+	}
+}
+
+// TestNumberSettings checks that NUMBERS reaches the pipeline: text.json's
+// number answers with its own prompt, in its own mode.
+func TestNumberSettings(t *testing.T) {
+	f, env := startFakes(t)
+	env["NUMBERS"] = `{"106540352242922": {"system_prompt": "Answer like a pirate.", "reply_mode": "text",
+		"voice": "es-ES-Chirp3-HD-Kore", "language": "es-ES"}}`
+	svc := newService(t, env)
+	post(t, svc, "text.json")
+	post(t, svc, "audio_voice.json")
+	waitSent(t, f.graph, 2)
+	if err := svc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := sent(f.graph); got != "text:16505551234(voice=false) text:16505551234(voice=false)" {
+		t.Errorf("sent %s, want two texts", got)
+	}
+	rec := f.speech.RecognizeRequests()
+	if len(rec) != 1 || strings.Join(rec[0].GetConfig().GetLanguageCodes(), ",") != "es-ES" {
+		t.Errorf("recognition requests = %v, want one in the number's es-ES", rec)
+	}
+	reqs := f.llm.Requests()
+	if len(reqs) != 2 || reqs[0].SystemInstruction.Parts[0].Text != "Answer like a pirate." {
+		t.Errorf("the model was asked %d times, first with %+v; want the number's prompt", len(reqs), reqs)
+	}
+}
