@@ -19,6 +19,7 @@ import (
 	"github.com/patternai/whatsapp-node/gemini/geminitest"
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
+	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/media"
 	"github.com/patternai/whatsapp-node/media/mediatest"
 	"github.com/patternai/whatsapp-node/queue"
@@ -88,11 +89,15 @@ func BenchmarkPipelineOverhead(b *testing.B) {
 				b.Fatal(err)
 			}
 			st := store.NewMemory(store.Options{})
+			tags, err := store.NewTags("bench-secret")
+			if err != nil {
+				b.Fatal(err)
+			}
 			p := reply.New(reply.Deps{
 				Messenger:   graphapi.New(graphapi.Config{BaseURL: graph.URL, Token: graphapitest.Token, HTTPClient: slow}),
 				Transcriber: speechClient, Synthesizer: speechClient, Responder: llm,
 				Stager: media.NewBucket(gcsClient, mediatest.BucketName), Store: st,
-				Logger: slog.New(slog.DiscardHandler),
+				Logger: slog.New(slog.DiscardHandler), IDs: logging.NewIDs("bench-secret"), Tags: tags,
 			}, reply.Options{})
 			voice, err := os.ReadFile(filepath.Join("..", "testdata", "voice_note.ogg"))
 			if err != nil {
