@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# compare.sh runs ROUNDS (default 2) rounds of the loopback intake comparison
+# (BENCHMARKS.md): in each round every server given, started fresh on
+# 127.0.0.1:18090, under wrk -t1 -c32 -d10s with the pre-signed bodies of
+# REQUESTS (default /tmp/req.tsv, written by `load -requests`). It prints each
+# run's rate, p50, p99 and the server's own CPU time per request
+# (utime + stime from /proc).
+#
+#   WHATSAPP_APP_SECRET=dev-secret cmd/load/compare.sh "/tmp/load -bare" "/tmp/load -intake"
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+requests=${REQUESTS:-/tmp/req.tsv}
+tick=$(getconf CLK_TCK)
+addr=127.0.0.1:18090
+for round in $(seq 1 "${ROUNDS:-2}"); do
+  for server in "$@"; do
+    # shellcheck disable=SC2086 # the server is a command and its flags
+    $server "$addr" >/dev/null 2>&1 &
+    pid=$!
+    sleep 1
+    out=$(wrk -t1 -c32 -d10s --latency -s cmd/load/wrk.lua "http://$addr/" -- "$requests" 1)
+    cpu=$(awk -v t="$tick" '{print ($14 + $15) / t}' "/proc/$pid/stat")
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
+    awk -v r="$round" -v s="$server" -v c="$cpu" -v n="$n" '
+      /Requests\/sec/ {rps = $2} $1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2} /Non-2xx/ {bad = $0}
+      END {printf "round %s %-28s %9.0f req/s  p50 %s  p99 %s  cpu %.1f us/req %s\n", r, s, rps, p50, p99, c * 1e6 / n, bad}' <<<"$out"
+  done
+done
