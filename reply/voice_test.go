@@ -373,3 +373,50 @@ func TestRepliedLineCarriesTheCost(t *testing.T) {
 		})
 	}
 }
+
+// TestModelFailingMidStream: the model's stream breaks after its first
+// sentences, while speech has already started on them. The model is asked
+// again, and the new answer is spoken afresh: the voice note holds the second
+// stream's words only, once, and the history has the whole answer.
+func TestModelFailingMidStream(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{})
+	const per = 20 * time.Millisecond
+	h.llm.SetPace(geminitest.Pace{FirstChunk: per, PerChunk: per})
+	broken := strings.Replace(longAnswer, "Sure, here is", "Well, here is", 1)
+	h.llm.Enqueue(geminitest.Answer{Text: broken, CutAfter: 4}, geminitest.Answer{Text: longAnswer})
+	h.speech.SetVoice(func(_ context.Context, text, _ string) ([]byte, error) {
+		return speechtest.TTSAudio()[strings.Count(text, ".")%2], nil
+	})
+	j := textJob(t, "wamid.model.midstream", "Plan my trip, please.")
+	h.handle(t, j)
+
+	h.wantSent(t, "audio(voice=true)")
+	if n := len(h.llm.Requests()); n != 2 {
+		t.Fatalf("model asked %d times, want 2: the broken stream and its retry", n)
+	}
+	var second []string
+	for _, text := range h.spokenTexts() {
+		if strings.HasPrefix(text, "Well,") {
+			continue // the broken stream's first piece, if it was spoken before the break
+		}
+		second = append(second, text)
+	}
+	slices.SortFunc(second, func(a, b string) int { return strings.Index(longAnswer, a) - strings.Index(longAnswer, b) })
+	if got := strings.Join(second, " "); got != longAnswer {
+		t.Errorf("spoke %q after the break, want the second answer whole", second)
+	}
+	var want time.Duration
+	for _, text := range second {
+		d, _ := speech.OggDuration(speechtest.TTSAudio()[strings.Count(text, ".")%2])
+		want += d
+	}
+	got, err := speech.OggDuration(h.graph.Uploads()[0].Data)
+	if d := got - want; err != nil || d < -50*time.Millisecond*time.Duration(len(second)) || d > 50*time.Millisecond*time.Duration(len(second)) {
+		t.Errorf("voice note of %v (%v), want %v: the second answer's pieces alone", got, err, want)
+	}
+	hist, _ := h.store.History(context.Background(), reply.ConversationKey(j.PhoneNumberID, j.Sender), 10)
+	if len(hist) != 2 || hist[1].Text != longAnswer {
+		t.Errorf("history = %+v, want the second answer", hist)
+	}
+}

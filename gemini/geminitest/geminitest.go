@@ -85,6 +85,9 @@ type Answer struct {
 	// Chunks, when set, are the pieces a stream writes (they must join to
 	// Text); otherwise Text is streamed a sentence at a time.
 	Chunks []string
+	// CutAfter, when set, breaks a stream's connection after that many
+	// pieces, as a network failure mid-answer does.
+	CutAfter int
 }
 
 // Pace is how fast the fake writes: the first piece of an answer after
@@ -268,6 +271,9 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	for i, chunk := range chunks {
 		if !sleep(r.Context(), cmp.Or(pace.PerChunk*time.Duration(min(i, 1)), pace.FirstChunk)) {
 			return
+		}
+		if answer.CutAfter > 0 && i == answer.CutAfter {
+			panic(http.ErrAbortHandler) // the server drops the connection mid-response
 		}
 		b, _ := json.Marshal(response(req, answer, chunk, i == len(chunks)-1))
 		fmt.Fprintf(w, "data: %s\r\n\r\n", b)

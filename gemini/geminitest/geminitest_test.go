@@ -145,3 +145,23 @@ func TestStandIn(t *testing.T) {
 		}
 	}
 }
+
+// TestCutAfter: a stream cut after two pieces hands over those two, then an
+// error the pipeline retries.
+func TestCutAfter(t *testing.T) {
+	t.Parallel()
+	s := geminitest.NewServer(t)
+	c := newClient(t, s)
+	s.Enqueue(geminitest.Answer{Text: "One. Two. Three. Four.", CutAfter: 2})
+	st := c.GenerateStream(t.Context(), nil, gemini.Prompt{Text: "count"})
+	var got string
+	for delta, err := range st.Text() {
+		got += delta
+		if err != nil && !gemini.IsTransient(err) {
+			t.Errorf("stream ended with %v, want a transient error", err)
+		}
+	}
+	if got != "One. Two." || st.Err() == nil {
+		t.Errorf("stream gave %q, then %v; want the first two pieces, then an error", got, st.Err())
+	}
+}
