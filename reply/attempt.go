@@ -70,7 +70,11 @@ func (a *attempt) run(ctx context.Context, k kind, userText string) error {
 	switch {
 	case a.isSent(store.FallbackPart):
 		// Only the Complete of an earlier attempt is missing.
-	case a.token > o.MaxAttempts:
+	case a.token > o.MaxAttempts && !a.uncertain():
+		// A part still uncertain is settled by answering once more (its
+		// send is repeated, or confirmed, as sendPart says) rather than by
+		// giving up, which could leave a message whose send never reached
+		// Meta without any reply.
 		err = fmt.Errorf("%w after %d attempts", errGaveUp, o.MaxAttempts)
 	default:
 		err = a.serve(work, k, userText)
@@ -423,6 +427,9 @@ func (a *attempt) attachment(ctx context.Context) (gemini.Attachment, error) {
 // its uncertain part, unless this was the last attempt.
 func (a *attempt) fallback(ctx context.Context, cause error) error {
 	a.log.Error("reply failed", "error", cause)
+	if err := a.settleUncertain(ctx); err != nil {
+		return fmt.Errorf("%w (no fallback yet: %w)", cause, err)
+	}
 	err := a.sendPart(ctx, store.FallbackPart, func(ctx context.Context, tag string) error {
 		_, err := a.p.deps.Messenger.SendText(ctx, a.job.PhoneNumberID, a.job.Sender, a.p.opts.Fallback, graphapi.Tag(tag))
 		return err
@@ -432,9 +439,6 @@ func (a *attempt) fallback(ctx context.Context, cause error) error {
 		return nil
 	case errors.Is(err, store.ErrAnswered) && a.answered():
 		a.log.Error("part of the answer went out; it stands")
-		return nil
-	case errors.Is(err, store.ErrAnswered) && errors.Is(cause, errGaveUp):
-		a.log.Error("giving up; part of the answer may have gone out")
 		return nil
 	case errors.Is(err, store.ErrAnswered), errors.Is(err, errUnsettled):
 		return fmt.Errorf("%w (no fallback: part of the answer went out or may have)", cause)
@@ -446,6 +450,48 @@ func (a *attempt) fallback(ctx context.Context, cause error) error {
 	default:
 		return fmt.Errorf("send fallback: %w", err)
 	}
+}
+
+// settleUncertain decides the parts of the answer whose send had an unknown
+// outcome, before a fallback: each waits for its status up to the
+// confirmation window, as sendPart's do, and one that no status confirmed is
+// taken as not sent (AbortSend), which lets the fallback go in its place.
+// Only an answer that reached Meta with its status lost for the whole window
+// then stands beside the fallback: the risk README states.
+func (a *attempt) settleUncertain(ctx context.Context) error {
+	m, err := a.renew(ctx)
+	if err != nil {
+		return err
+	}
+	for part, since := range m.Sending {
+		if part == store.FallbackPart || a.isSent(part) {
+			continue
+		}
+		if err := a.awaitConfirmation(ctx, part, since); err != nil {
+			return err
+		}
+		if a.isSent(part) {
+			continue
+		}
+		a.log.Warn("no status confirmed an uncertain send; taking it as not sent", "part", part)
+		if err := a.p.deps.Store.AbortSend(ctx, a.id, a.token, part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// uncertain reports whether the marker, as last read, has a part whose send
+// had an unknown outcome.
+func (a *attempt) uncertain() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for part := range a.marker.Sending {
+		if !a.sent[part] {
+			return true
+		}
+	}
+	return false
 }
 
 // answered reports whether a part of the answer (not the fallback) is known

@@ -687,3 +687,54 @@ func TestUncertainSendIsRepeatedOnlyAfterTheWindow(t *testing.T) {
 		t.Errorf("sent %v, want the answer twice (lost, then repeated) and no fallback", h.sent())
 	}
 }
+
+// TestLastAttemptSettlesAnUncertainSend: a message whose attempts ran out
+// while a send of its answer was uncertain (the process died after recording
+// the send, before Meta took it) is not given up on in silence: the send is
+// repeated once no status confirmed it, and the user gets the answer once.
+func TestLastAttemptSettlesAnUncertainSend(t *testing.T) {
+	t.Parallel()
+	opts := reply.Options{Mode: reply.Text, MaxAttempts: 2, ConfirmWindow: 100 * time.Millisecond}
+	h := newHarness(t, opts)
+	j := job(t, "text.json")
+	ctx := context.Background()
+	h.store.Accept(ctx, []string{j.Message.ID})
+	const lease = 10 * time.Millisecond
+	for range opts.MaxAttempts {
+		m, err := h.store.Claim(ctx, j.Message.ID, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.store.StartSend(ctx, j.Message.ID, m.Attempts, "text.1"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * lease) // the attempt died; its lease lapses
+	}
+	h.handle(t, j)
+	h.wantSent(t, "text:You said: What's the weather like in Lisbon tomorrow?")
+	h.marker(t, j.Message.ID)
+}
+
+// TestFallbackAfterAnUnconfirmedSend: an earlier attempt died after recording
+// the answer's send, and now the model fails for good. Once the window has
+// passed with no status, the send is taken as never made, and the fallback
+// goes out instead of nothing at all.
+func TestFallbackAfterAnUnconfirmedSend(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, reply.Options{Mode: reply.Text, ConfirmWindow: 100 * time.Millisecond})
+	j := job(t, "text.json")
+	ctx := context.Background()
+	h.store.Accept(ctx, []string{j.Message.ID})
+	m, err := h.store.Claim(ctx, j.Message.ID, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.StartSend(ctx, j.Message.ID, m.Attempts, "text.1"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	h.llm.FailNext(100, http.StatusBadRequest)
+	h.handle(t, j)
+	h.wantSent(t, "text:"+reply.DefaultFallback)
+	h.marker(t, j.Message.ID)
+}
