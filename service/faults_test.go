@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -63,9 +64,13 @@ func TestFaults(t *testing.T) {
 	// the webhook is down for longer than the confirmation window.
 	status := float64(envInt(t, "FAULT_STATUS_PERCENT", 100)) / 100
 	rates := faultRates{storeCut: 0.01, sendDrop: 0.08, sendLose: 0.08, sendSlow: 0.03, status: status, llmFailure: 0.1}
+	// FAULT_REPLY_MODE=audio runs the suite on the voice path: the answer
+	// streamed into speech, the voice note staged, uploaded and sent.
+	mode := cmp.Or(os.Getenv("FAULT_REPLY_MODE"), "text")
 	r := newFaultRun(t, seed, rates, map[string]string{
 		"CLAIM_LEASE":         "1s",
 		"SEND_CONFIRM_WINDOW": "5s",
+		"REPLY_MODE":          mode,
 	})
 	r.killEvery(1500*time.Millisecond, 3*time.Second)
 	start := time.Now()
@@ -539,15 +544,19 @@ type faultCounts struct{ answers, fallbacks, doubled int }
 // fallback still fail.
 func (r *faultRun) check(n int, strict bool) faultCounts {
 	got := r.outcome()
+	answer := "text.1"
+	if r.env["REPLY_MODE"] == "audio" {
+		answer = "audio"
+	}
 	var c faultCounts
 	for i := range n {
 		parts := got[r.id(i)]
 		switch {
-		case parts["text.1"] == 1 && len(parts) == 1:
+		case parts[answer] == 1 && len(parts) == 1:
 			c.answers++
 		case parts[store.FallbackPart] == 1 && len(parts) == 1:
 			c.fallbacks++
-		case !strict && len(parts) == 1 && (parts["text.1"] > 1 || parts[store.FallbackPart] > 1):
+		case !strict && len(parts) == 1 && (parts[answer] > 1 || parts[store.FallbackPart] > 1):
 			c.doubled++
 		default:
 			r.t.Errorf("message %d: the user got %v, want exactly one answer or one fallback", i, parts)
