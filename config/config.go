@@ -63,12 +63,12 @@ type Config struct {
 	Queue       Queue         // QUEUE: inprocess or pubsub
 	MediaBucket string        // MEDIA_BUCKET: Cloud Storage bucket; empty means MediaDir
 	MediaDir    string        // MEDIA_DIR: local folder for staged audio
-	MarkerTTL   time.Duration // MARKER_TTL: how long a message id is remembered
-	Workers     int           // QUEUE_WORKERS: in-process reply workers
+	MarkerTTL   time.Duration // MARKER_TTL: how long a message id is remembered; zero means the store package's default
+	Workers     int           // QUEUE_WORKERS: in-process reply workers; zero means the queue package's default
 
 	// Pub/Sub (QUEUE=pubsub): the webhook publishes to PubSubTopic and a
 	// push subscription calls POST /process.
-	PubSubTopic          string // PUBSUB_TOPIC
+	PubSubTopic          string // PUBSUB_TOPIC; empty means the queue package's default
 	PubSubServiceAccount string // PUBSUB_SERVICE_ACCOUNT: the push subscription's identity
 	PubSubAudience       string // PUBSUB_AUDIENCE: the push token's audience; empty means the request URL
 	PubSubVerify         bool   // PUBSUB_VERIFY: false only for the emulator, which sends no token
@@ -77,8 +77,8 @@ type Config struct {
 	GeminiModel  string        // GEMINI_MODEL; empty means the gemini package's default
 	GeminiURL    string        // GOOGLE_VERTEX_BASE_URL: Vertex AI endpoint override
 	SystemPrompt string        // SYSTEM_PROMPT; empty means the gemini package's default
-	HistoryTurns int           // HISTORY_TURNS
-	HistoryTTL   time.Duration // HISTORY_TTL
+	HistoryTurns int           // HISTORY_TURNS; zero means the reply package's default
+	HistoryTTL   time.Duration // HISTORY_TTL; zero means the store package's default
 	ReplyMode    string        // REPLY_MODE: audio, text, both or mirror
 	Fallback     string        // FALLBACK_MESSAGE; empty means the reply package's default
 	// STTEngine hears voice notes: speech (Speech-to-Text, then the model
@@ -132,10 +132,10 @@ func Load(getenv func(string) string) (Config, error) {
 		Queue:       oneOf(&r, "QUEUE", InProcess, InProcess, PubSub),
 		MediaBucket: r.str("MEDIA_BUCKET", ""),
 		MediaDir:    r.str("MEDIA_DIR", ".media"),
-		MarkerTTL:   r.duration("MARKER_TTL", MetaRetryWindow),
-		Workers:     r.positive("QUEUE_WORKERS", 8, 0),
+		MarkerTTL:   r.duration("MARKER_TTL", 0),
+		Workers:     r.positive("QUEUE_WORKERS", 0, 0),
 
-		PubSubTopic:          r.str("PUBSUB_TOPIC", "whatsapp-replies"),
+		PubSubTopic:          r.str("PUBSUB_TOPIC", ""),
 		PubSubServiceAccount: r.str("PUBSUB_SERVICE_ACCOUNT", ""),
 		PubSubAudience:       r.str("PUBSUB_AUDIENCE", ""),
 		PubSubVerify:         r.boolean("PUBSUB_VERIFY", true),
@@ -143,8 +143,8 @@ func Load(getenv func(string) string) (Config, error) {
 		GeminiModel:  r.str("GEMINI_MODEL", ""),
 		GeminiURL:    r.str("GOOGLE_VERTEX_BASE_URL", ""),
 		SystemPrompt: r.str("SYSTEM_PROMPT", ""),
-		HistoryTurns: r.positive("HISTORY_TURNS", 10, maxHistoryTurns),
-		HistoryTTL:   r.duration("HISTORY_TTL", 24*time.Hour),
+		HistoryTurns: r.positive("HISTORY_TURNS", 0, maxHistoryTurns),
+		HistoryTTL:   r.duration("HISTORY_TTL", 0),
 		ReplyMode:    oneOf(&r, "REPLY_MODE", "audio", "audio", "text", "both", "mirror"),
 		Fallback:     r.str("FALLBACK_MESSAGE", ""),
 		STTEngine:    oneOf(&r, "STT_ENGINE", "speech", "speech", "gemini"),
@@ -165,6 +165,8 @@ func Load(getenv func(string) string) (Config, error) {
 		Numbers: r.numbers(),
 	}
 	switch {
+	case c.MarkerTTL == 0:
+		// The store's default: Meta's whole retry window.
 	case c.MarkerTTL < minMarkerTTL:
 		r.fail("MARKER_TTL=%s: want at least %s (Meta redelivers for %s; 168h remembers every redelivery)",
 			c.MarkerTTL, minMarkerTTL, MetaRetryWindow)

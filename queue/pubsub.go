@@ -21,11 +21,18 @@ type PubSub struct {
 	publisher *pubsub.Publisher
 }
 
-// NewPubSub publishes to topic (an id, or "projects/P/topics/T") through
-// client, which the caller creates and closes. Each job's ordering key is its
+// DefaultTopic is the topic NewPubSub publishes to when given none; deploy.sh
+// creates it.
+const DefaultTopic = "whatsapp-replies"
+
+// NewPubSub publishes to topic (an id, or "projects/P/topics/T"; empty means
+// DefaultTopic) through client, which the caller creates and closes. Each job's ordering key is its
 // sender, so a subscription with message ordering enabled delivers one user's
 // messages in the order they were queued.
 func NewPubSub(client *pubsub.Client, topic string) *PubSub {
+	if topic == "" {
+		topic = DefaultTopic
+	}
 	p := client.Publisher(topic)
 	p.EnableMessageOrdering = true
 	return &PubSub{publisher: p}
