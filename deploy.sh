@@ -19,10 +19,8 @@
 # (whatsapp-replies), FIRESTORE_LOCATION (REGION), CPU (1), MEMORY (1Gi),
 # CONCURRENCY (40), MAX_INSTANCES (10), MIN_INSTANCES (0), WHATSAPP_WABA_ID
 # (subscribes the app to that WhatsApp Business Account), and settings passed
-# to the function: REPLY_MODE, GEMINI_MODEL, TTS_VOICE, TTS_LANGUAGE,
-# STT_ENGINE, STT_LANGUAGES, STT_LOCATION, GRAPH_API_VERSION, LOG_LEVEL,
-# SENDER_LIMIT_PER_MINUTE, SENDER_LIMIT_PER_DAY, NUMBER_DAILY_MESSAGES,
-# NUMBER_DAILY_COST_USD, CEILING_ACTION.
+# to the function: every setting of README's configuration table that is set
+# (REPLY_MODE, SYSTEM_PROMPT, the limits, NUMBERS, ...).
 set -euo pipefail
 
 DRY_RUN=false
@@ -206,14 +204,30 @@ change pubsub topics add-iam-policy-binding "$TOPIC" --member="serviceAccount:$R
   --role=roles/pubsub.publisher >/dev/null
 
 echo "== function"
-env_vars="STORE=firestore,QUEUE=pubsub,GOOGLE_CLOUD_PROJECT=$PROJECT,MEDIA_BUCKET=$BUCKET"
-env_vars+=",PUBSUB_TOPIC=$TOPIC,PUBSUB_SERVICE_ACCOUNT=$PUSH_SA,PUBSUB_AUDIENCE=$AUDIENCE"
-for name in REPLY_MODE GEMINI_MODEL TTS_VOICE TTS_LANGUAGE STT_ENGINE STT_LOCATION GRAPH_API_VERSION LOG_LEVEL \
-  SENDER_LIMIT_PER_MINUTE SENDER_LIMIT_PER_DAY NUMBER_DAILY_MESSAGES NUMBER_DAILY_COST_USD CEILING_ACTION; do
-  if [ -n "${!name:-}" ]; then env_vars+=",$name=${!name}"; fi
+pairs=("STORE=firestore" "QUEUE=pubsub" "GOOGLE_CLOUD_PROJECT=$PROJECT" "MEDIA_BUCKET=$BUCKET"
+  "PUBSUB_TOPIC=$TOPIC" "PUBSUB_SERVICE_ACCOUNT=$PUSH_SA" "PUBSUB_AUDIENCE=$AUDIENCE")
+# Every other setting of the function (README's table) goes through when it is
+# set here, since --set-env-vars replaces whatever the service had.
+for name in REPLY_MODE GEMINI_MODEL GOOGLE_CLOUD_LOCATION SYSTEM_PROMPT FALLBACK_MESSAGE HISTORY_TURNS HISTORY_TTL \
+  MARKER_TTL CLAIM_LEASE SEND_CONFIRM_WINDOW TTS_VOICE TTS_LANGUAGE STT_ENGINE STT_MODEL STT_LOCATION STT_LANGUAGES \
+  GRAPH_API_VERSION LOG_LEVEL SENDER_LIMIT_PER_MINUTE SENDER_LIMIT_PER_DAY NUMBER_DAILY_MESSAGES \
+  NUMBER_DAILY_COST_USD CEILING_ACTION MAX_TEXT_CHARS MAX_VOICE_LENGTH MAX_MEDIA_MB ALLOW_SENDERS BLOCK_SENDERS \
+  STOP_WORDS START_WORDS RESET_WORDS NUMBERS NOTICE_LIMIT_MINUTE NOTICE_LIMIT_DAY NOTICE_STOP NOTICE_START \
+  NOTICE_RESET NOTICE_TEXT_TOO_LONG NOTICE_VOICE_TOO_LONG NOTICE_MEDIA_TOO_LARGE NOTICE_CEILING NOTICE_UNSUPPORTED; do
+  if [ -n "${!name:-}" ]; then pairs+=("$name=${!name}"); fi
 done
-# STT_LANGUAGES holds commas, so it goes in with gcloud's alternative delimiter.
-if [ -n "${STT_LANGUAGES:-}" ]; then env_vars="^;^${env_vars//,/;};STT_LANGUAGES=$STT_LANGUAGES"; fi
+# Values may hold commas (word lists, NUMBERS' JSON, a prompt): then the list
+# goes to gcloud with a delimiter of its own (see gcloud topic escaping).
+delim=,
+for pair in "${pairs[@]}"; do
+  case $pair in *,*) delim='|!|' ;; esac
+done
+env_vars=""
+for pair in "${pairs[@]}"; do
+  case $pair in *"|!|"*) die "${pair%%=*} holds '|!|', which deploy.sh needs as a delimiter" ;; esac
+  env_vars+="${env_vars:+$delim}$pair"
+done
+if [ "$delim" != , ]; then env_vars="^$delim^$env_vars"; fi
 secrets=""
 for name in "${SECRETS[@]}"; do
   secrets+="${secrets:+,}$name=$(secret_id "$name"):${version[$name]}"

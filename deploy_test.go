@@ -137,7 +137,13 @@ func (d *deployment) run(t *testing.T, env map[string]string, args ...string) (s
 // environment unless a test gives them.
 var deployVariables = []string{"PROJECT", "REGION", "FUNCTION", "BUCKET", "TOPIC", "FIRESTORE_LOCATION", "CPU",
 	"MEMORY", "CONCURRENCY", "MAX_INSTANCES", "MIN_INSTANCES", "GRAPH_API_BASE_URL", "GRAPH_API_VERSION",
-	"REPLY_MODE", "GEMINI_MODEL", "TTS_VOICE", "TTS_LANGUAGE", "STT_ENGINE", "STT_LANGUAGES", "STT_LOCATION", "LOG_LEVEL"}
+	"REPLY_MODE", "GEMINI_MODEL", "GOOGLE_CLOUD_LOCATION", "SYSTEM_PROMPT", "FALLBACK_MESSAGE", "HISTORY_TURNS",
+	"HISTORY_TTL", "MARKER_TTL", "CLAIM_LEASE", "SEND_CONFIRM_WINDOW", "TTS_VOICE", "TTS_LANGUAGE", "STT_ENGINE",
+	"STT_MODEL", "STT_LOCATION", "STT_LANGUAGES", "LOG_LEVEL", "SENDER_LIMIT_PER_MINUTE", "SENDER_LIMIT_PER_DAY",
+	"NUMBER_DAILY_MESSAGES", "NUMBER_DAILY_COST_USD", "CEILING_ACTION", "MAX_TEXT_CHARS", "MAX_VOICE_LENGTH",
+	"MAX_MEDIA_MB", "ALLOW_SENDERS", "BLOCK_SENDERS", "STOP_WORDS", "START_WORDS", "RESET_WORDS", "NUMBERS",
+	"NOTICE_LIMIT_MINUTE", "NOTICE_LIMIT_DAY", "NOTICE_STOP", "NOTICE_START", "NOTICE_RESET", "NOTICE_TEXT_TOO_LONG",
+	"NOTICE_VOICE_TOO_LONG", "NOTICE_MEDIA_TOO_LARGE", "NOTICE_CEILING", "NOTICE_UNSUPPORTED"}
 
 func (d *deployment) calls(t *testing.T) []string {
 	t.Helper()
@@ -271,8 +277,10 @@ func TestDeploy(t *testing.T) {
 	}
 
 	// Everything is in place: nothing is made, no secret is stored again,
-	// and the function is redeployed with the same secret versions.
-	out, calls, err = d.run(t, map[string]string{"PROJECT": "demo-project", "REGION": "europe-west1"})
+	// and the function is redeployed with the same secret versions, and the
+	// settings given, commas and all.
+	out, calls, err = d.run(t, map[string]string{"PROJECT": "demo-project", "REGION": "europe-west1",
+		"STOP_WORDS": "stop,halt", "SYSTEM_PROMPT": "Be brief, and kind.", "SENDER_LIMIT_PER_MINUTE": "3"})
 	must(t, out, err)
 	golden(t, "second-run", calls)
 	if !strings.Contains(out, "handshake: 200") || !strings.Contains(out, "subscribed_apps") {
