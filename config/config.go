@@ -45,6 +45,31 @@ const (
 	PubSub    Queue = "pubsub"
 )
 
+// ReplyMode is what form an answer takes.
+type ReplyMode string
+
+// The reply modes: a voice note, a text, the text then the voice note, or a
+// voice note for a voice note and text for text.
+const (
+	Audio  ReplyMode = "audio"
+	Text   ReplyMode = "text"
+	Both   ReplyMode = "both"
+	Mirror ReplyMode = "mirror"
+)
+
+// replyModes are the modes REPLY_MODE and a number's reply_mode accept.
+var replyModes = []ReplyMode{Audio, Text, Both, Mirror}
+
+// STTEngine names what hears voice notes.
+type STTEngine string
+
+// The engines: Speech-to-Text, then the model answers the text; or the model
+// hears the audio and answers in one call.
+const (
+	SpeechEngine STTEngine = "speech"
+	GeminiEngine STTEngine = "gemini"
+)
+
 // Config is every setting the service reads.
 type Config struct {
 	// Meta.
@@ -79,12 +104,12 @@ type Config struct {
 	SystemPrompt string        // SYSTEM_PROMPT; empty means the gemini package's default
 	HistoryTurns int           // HISTORY_TURNS; zero means the reply package's default
 	HistoryTTL   time.Duration // HISTORY_TTL; zero means the store package's default
-	ReplyMode    string        // REPLY_MODE: audio, text, both or mirror
+	ReplyMode    ReplyMode     // REPLY_MODE
 	Fallback     string        // FALLBACK_MESSAGE; empty means the reply package's default
 	// STTEngine hears voice notes: speech (Speech-to-Text, then the model
 	// answers the text) or gemini (the model hears the audio and answers in
 	// one call).
-	STTEngine string // STT_ENGINE
+	STTEngine STTEngine // STT_ENGINE
 	// Speech settings; empty means the speech package's defaults.
 	STTModel     string   // STT_MODEL
 	STTLocation  string   // STT_LOCATION
@@ -145,9 +170,9 @@ func Load(getenv func(string) string) (Config, error) {
 		SystemPrompt: r.str("SYSTEM_PROMPT", ""),
 		HistoryTurns: r.positive("HISTORY_TURNS", 0, maxHistoryTurns),
 		HistoryTTL:   r.duration("HISTORY_TTL", 0),
-		ReplyMode:    oneOf(&r, "REPLY_MODE", "audio", "audio", "text", "both", "mirror"),
+		ReplyMode:    oneOf(&r, "REPLY_MODE", Audio, replyModes...),
 		Fallback:     r.str("FALLBACK_MESSAGE", ""),
-		STTEngine:    oneOf(&r, "STT_ENGINE", "speech", "speech", "gemini"),
+		STTEngine:    oneOf(&r, "STT_ENGINE", SpeechEngine, SpeechEngine, GeminiEngine),
 		STTModel:     r.str("STT_MODEL", ""),
 		STTLocation:  r.str("STT_LOCATION", ""),
 		STTLanguages: r.list("STT_LANGUAGES", ""),

@@ -146,8 +146,8 @@ type Number struct {
 	Voice string `json:"voice"`
 	// Language is BCP-47, such as es-ES: what speech recognition listens
 	// for and the voice speaks when the answer's language is unclear.
-	Language  string `json:"language"`
-	ReplyMode string `json:"reply_mode"`
+	Language  string    `json:"language"`
+	ReplyMode ReplyMode `json:"reply_mode"`
 }
 
 var (
@@ -196,7 +196,7 @@ func (r *reader) numbers() map[string]Number {
 		if n.Language != "" && !languageTag.MatchString(n.Language) {
 			r.fail("%s: language %q: want a BCP-47 code such as es-ES", at, n.Language)
 		}
-		if n.ReplyMode != "" && !slices.Contains([]string{"audio", "text", "both", "mirror"}, n.ReplyMode) {
+		if n.ReplyMode != "" && !slices.Contains(replyModes, n.ReplyMode) {
 			r.fail("%s: reply_mode %q: want one of audio, text, both, mirror", at, n.ReplyMode)
 		}
 	}
