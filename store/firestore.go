@@ -427,35 +427,48 @@ const maxWriteTries = 25
 // and the status webhooks that settle the reply) for a minute or more.
 func (s *Firestore) apply(ctx context.Context, id string, t transition) (Marker, error) {
 	ref := s.markerRef(id)
-	for try := 1; ; try++ {
+	var out Marker
+	var refused error // t's refusal, returned with the marker t saw
+	err := untilFirst(ctx, maxWriteTries, func() error {
 		snap, err := ref.Get(ctx)
 		m, found, err := readMarker(snap, err)
 		if err != nil {
-			return Marker{}, err
+			return err
 		}
-		out, err := s.opts.step(m, found, t)
-		if err != nil {
-			return out, err
+		if out, refused = s.opts.step(m, found, t); refused != nil {
+			return nil
 		}
 		doc := newMarkerDoc(id, out)
-		if found {
-			_, err = ref.Update(ctx, doc.updates(), firestore.LastUpdateTime(snap.UpdateTime))
-		} else {
+		if !found {
 			_, err = ref.Create(ctx, doc)
+			return err
 		}
+		_, err = ref.Update(ctx, doc.updates(), firestore.LastUpdateTime(snap.UpdateTime))
+		return err
+	})
+	if err != nil {
+		return Marker{}, err
+	}
+	return out, refused
+}
+
+// untilFirst runs write, a read and a conditional write, again while another
+// writer came first (the condition failed, or the document appeared or
+// vanished in between), up to tries times, after a short random pause so that
+// racing writers fall out of step.
+func untilFirst(ctx context.Context, tries int, write func() error) error {
+	for try := 1; ; try++ {
+		err := write()
 		switch status.Code(err) {
-		case codes.OK:
-			return out, nil
 		case codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound:
-			// Another writer came first: read what it wrote.
-			if try < maxWriteTries {
+			if try < tries {
 				if err := retry.Sleep(ctx, rand.N(20*time.Millisecond)); err != nil {
-					return Marker{}, err
+					return err
 				}
 				continue
 			}
 		}
-		return Marker{}, err
+		return err
 	}
 }
 

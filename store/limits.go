@@ -5,15 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"time"
 
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/patternai/whatsapp-node/retry"
 )
 
 // This file keeps what the service knows about each sender: whether they
@@ -214,7 +211,7 @@ type windowDoc struct {
 func (s *Firestore) Gate(ctx context.Context, sender, id string, in Inbound) (Verdict, error) {
 	ref := s.senders.Doc(docID(sender))
 	var v Verdict
-	err := untilFirst(ctx, func() (err error) {
+	err := untilFirst(ctx, maxSenderTries, func() (err error) {
 		v, err = s.gateOnce(ctx, ref, sender, id, in)
 		return err
 	})
@@ -224,30 +221,12 @@ func (s *Firestore) Gate(ctx context.Context, sender, id string, in Inbound) (Ve
 	return v, nil
 }
 
-// maxSenderTries bounds the reads again of untilFirst. n messages of one
+// maxSenderTries bounds Gate's reads again (see untilFirst). n messages of one
 // sender racing settle in n tries (one wins each round). The queues hand a
 // sender's messages over one at a time (a worker per sender in process, an
 // ordering key in Pub/Sub), so races are rare in service; the bound is
 // generous so that a burst without that order still settles.
 const maxSenderTries = 100
-
-// untilFirst runs write, a read and a conditional write, again while another
-// writer came first, up to maxSenderTries times.
-func untilFirst(ctx context.Context, write func() error) error {
-	for try := 1; ; try++ {
-		err := write()
-		switch status.Code(err) {
-		case codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound:
-			if try < maxSenderTries {
-				if err := retry.Sleep(ctx, rand.N(20*time.Millisecond)); err != nil {
-					return err
-				}
-				continue
-			}
-		}
-		return err
-	}
-}
 
 // gateOnce is one read and conditional write of Gate.
 func (s *Firestore) gateOnce(ctx context.Context, ref *firestore.DocumentRef, sender, id string, in Inbound) (Verdict, error) {
@@ -399,7 +378,7 @@ func (s *Firestore) AddSpend(ctx context.Context, number string, sp Spend) error
 func (s *Firestore) FirstOverCeiling(ctx context.Context, number string) (bool, error) {
 	ref := s.spendRef(number)
 	first := false
-	err := untilFirst(ctx, func() error {
+	err := untilFirst(ctx, maxSenderTries, func() error {
 		snap, err := ref.Get(ctx)
 		now := s.opts.now()
 		flag := map[string]any{"number": number, "day": day(now), "warned": true,
