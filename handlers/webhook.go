@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/patternai/whatsapp-node/graphapi"
@@ -86,14 +85,38 @@ func notify(w http.ResponseWriter, r *http.Request, d Deps) {
 	}
 	if err != nil {
 		log.Error("webhook not accepted, asking Meta to retry", "error", err,
-			"messages", len(n.jobs), "statuses", n.statuses)
+			"messages", n.messages, "statuses", n.statuses)
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	log.Info("webhook", "messages", len(n.jobs), "queued", n.queued, "requeued", n.requeued,
-		"duplicates", n.duplicates, "unserved", n.unserved, "statuses", n.statuses, "confirmed", len(n.confirms),
-		"errors", n.errors, "msgs", strings.Join(n.hashes, " "))
+	var attrs [9]slog.Attr
+	log.LogAttrs(r.Context(), slog.LevelInfo, "webhook", n.summary(attrs[:0])...)
 	w.WriteHeader(http.StatusOK)
+}
+
+// summary is the webhook's one line at info level: the messages it carried
+// and the ones queued always, the other counts only when they are not zero
+// (most webhooks are one message, or one status), and the hashes of the
+// messages queued, as one string (a query finds one with
+// jsonPayload.msgs:"HASH"). It appends to attrs, so that the caller's array
+// can hold them.
+func (n *notification) summary(attrs []slog.Attr) []slog.Attr {
+	attrs = append(attrs, slog.Int("messages", n.messages), slog.Int("queued", n.queued))
+	for _, c := range []struct {
+		key string
+		n   int
+	}{
+		{"requeued", n.requeued}, {"duplicates", n.duplicates}, {"unserved", n.unserved},
+		{"statuses", n.statuses}, {"confirmed", len(n.confirms)}, {"errors", n.errors},
+	} {
+		if c.n != 0 {
+			attrs = append(attrs, slog.Int(c.key, c.n))
+		}
+	}
+	if len(n.msgs) > 0 {
+		attrs = append(attrs, slog.String("msgs", string(n.msgs)))
+	}
+	return attrs
 }
 
 // errPending asks Meta to deliver a message again later: it was accepted
@@ -103,17 +126,18 @@ var errPending = errors.New("a message of this webhook is still being accepted e
 
 // notification is what one webhook carried that matters to us.
 type notification struct {
+	// jobs are the messages to answer, then (after accept) the ones queued.
 	jobs                         []queue.Job
+	messages                     int // all the messages, whatever became of them
 	confirms                     []confirmation
 	statuses, errors             int
 	queued, requeued, duplicates int
 	pending                      int
 	unserved                     int // from senders the Audience does not serve
-	// hashes are of the messages queued, for the log line, where they are
-	// one string (a query finds one with jsonPayload.msgs:"HASH"): a list
-	// would be encoded by reflection, a cost the intake feels.
-	hashes []string
-	trace  string
+	// msgs are the hashes of the messages queued, space-separated, for the
+	// log line: one string, as a list would be encoded by reflection.
+	msgs  []byte
+	trace string
 }
 
 // confirmation is a status webhook that echoed one of our tags: that part of
@@ -186,28 +210,39 @@ const releaseTimeout = 10 * time.Second
 // accept records the messages' markers and queues the new ones, and the ones
 // whose earlier job may have been lost (store.Requeue). When queueing fails
 // the markers are released, so that Meta's redelivery is processed rather
-// than dropped as a duplicate.
+// than dropped as a duplicate. It leaves in n.jobs the jobs it queued.
 func accept(r *http.Request, d Deps, n *notification, log *slog.Logger) error {
-	if len(n.jobs) == 0 {
+	n.messages = len(n.jobs)
+	if n.messages == 0 {
 		return nil
 	}
-	ids, jobs := uniqueByID(n.jobs)
-	n.duplicates = len(n.jobs) - len(jobs)
+	ids := make([]string, len(n.jobs))
+	for i, job := range n.jobs {
+		ids[i] = job.Message.ID
+	}
+	// The store takes a repeat of an id within one webhook for a
+	// duplicate too.
 	got, err := d.Store.Accept(r.Context(), ids)
 	if err != nil {
 		return err
 	}
-	fresh := jobs[:0]
-	var freshIDs []string
-	for i, job := range jobs {
+	// The per-message lines are at debug, and their arguments (hashes among
+	// them) cost nothing unless it is on.
+	debug := log.Enabled(r.Context(), slog.LevelDebug)
+	fresh, freshIDs := n.jobs[:0], ids[:0]
+	for i, job := range n.jobs {
 		switch got[i] {
 		case store.Duplicate:
 			n.duplicates++
-			log.Debug("duplicate message", d.IDs.Attr(job.Message.ID), "wamid", job.Message.ID)
+			if debug {
+				log.Debug("duplicate message", d.IDs.Attr(job.Message.ID), "wamid", job.Message.ID)
+			}
 			continue
 		case store.Pending:
 			n.pending++
-			log.Debug("message accepted moments ago, not yet claimed", d.IDs.Attr(job.Message.ID), "wamid", job.Message.ID)
+			if debug {
+				log.Debug("message accepted moments ago, not yet claimed", d.IDs.Attr(job.Message.ID), "wamid", job.Message.ID)
+			}
 			continue
 		case store.Requeue:
 			n.requeued++
@@ -217,6 +252,7 @@ func accept(r *http.Request, d Deps, n *notification, log *slog.Logger) error {
 		fresh = append(fresh, job)
 		freshIDs = append(freshIDs, job.Message.ID)
 	}
+	n.jobs = fresh
 	if err := d.Queue.Enqueue(r.Context(), fresh); err != nil {
 		// The request's context may be what ended (Meta hung up, or the
 		// publish ran past the deadline): the release gets its own, or it
@@ -229,14 +265,14 @@ func accept(r *http.Request, d Deps, n *notification, log *slog.Logger) error {
 		return err
 	}
 	n.queued = len(fresh) - n.requeued
-	// One hash per message, for the webhook's line; the per-message lines
-	// are at debug, and their arguments cost nothing unless it is on.
-	debug := log.Enabled(r.Context(), slog.LevelDebug)
+	// One hash per message, for the webhook's line.
 	for _, job := range fresh {
-		id := d.IDs.Attr(job.Message.ID)
-		n.hashes = append(n.hashes, id.Value.String())
+		if len(n.msgs) > 0 {
+			n.msgs = append(n.msgs, ' ')
+		}
+		n.msgs = d.IDs.Append(n.msgs, job.Message.ID)
 		if debug {
-			log.Debug("message queued", id, "wamid", job.Message.ID,
+			log.Debug("message queued", d.IDs.Attr(job.Message.ID), "wamid", job.Message.ID,
 				"type", job.Message.Type, "from", logging.Mask(job.Sender))
 		}
 	}
@@ -251,21 +287,4 @@ func confirm(r *http.Request, d Deps, confirms []confirmation) error {
 		}
 	}
 	return nil
-}
-
-// uniqueByID drops repeats of a wamid within one notification, keeping the
-// first, so the store sees each id once.
-func uniqueByID(jobs []queue.Job) ([]string, []queue.Job) {
-	seen := make(map[string]bool, len(jobs))
-	ids := make([]string, 0, len(jobs))
-	unique := make([]queue.Job, 0, len(jobs))
-	for _, job := range jobs {
-		if seen[job.Message.ID] {
-			continue
-		}
-		seen[job.Message.ID] = true
-		ids = append(ids, job.Message.ID)
-		unique = append(unique, job)
-	}
-	return ids, unique
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -551,5 +552,45 @@ func TestInfoLogsHashTheWamid(t *testing.T) {
 	}
 	if hash := logging.NewIDs(secret).Of(id); !strings.Contains(logs, hash) {
 		t.Errorf("info logs lack the message's hash %s:\n%s", hash, logs)
+	}
+}
+
+// TestWebhookLine: each webhook logs one info line with what it carried, the
+// counts that are not zero, and the hashes of the messages it queued.
+func TestWebhookLine(t *testing.T) {
+	t.Parallel()
+	h := newHarnessAt(t, store.NewMemory(store.Options{}), slog.LevelInfo)
+	msg := func(id string) string {
+		return `{"from":"16505551234","id":"` + id + `","timestamp":"1764115200","type":"text","text":{"body":"hi"}}`
+	}
+	body := []byte(`{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{
+		"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},
+		"messages":[` + msg("wamid.line.1") + `,` + msg("wamid.line.2") + `,` + msg("wamid.line.1") + `],
+		"statuses":[{"id":"wamid.out.1","status":"read","timestamp":"1","recipient_id":"16505551234"}]}}]}]}`)
+	if rec := h.postSigned(t, body); rec.Code != http.StatusOK {
+		t.Fatalf("POST = %d", rec.Code)
+	}
+	h.postSigned(t, fixture(t, "status_failed.json"))
+	h.drained(t)
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(h.logs.String()), "\n") {
+		var line map[string]any
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		if line["message"] == "webhook" {
+			delete(line, "time")
+			delete(line, logging.TraceKey)
+			lines = append(lines, line)
+		}
+	}
+	ids := logging.NewIDs(secret)
+	want := []map[string]any{
+		{"severity": "INFO", "message": "webhook", "messages": 3.0, "queued": 2.0, "duplicates": 1.0, "statuses": 1.0,
+			"msgs": ids.Of("wamid.line.1") + " " + ids.Of("wamid.line.2")},
+		{"severity": "INFO", "message": "webhook", "messages": 0.0, "queued": 0.0, "statuses": 1.0},
+	}
+	if !reflect.DeepEqual(lines, want) {
+		t.Errorf("webhook lines\n%v\nwant\n%v", lines, want)
 	}
 }

@@ -17,26 +17,10 @@ import (
 // TraceKey is the field Cloud Logging uses to group lines by trace.
 const TraceKey = "logging.googleapis.com/trace"
 
-// New returns a JSON logger in Cloud Logging's shape at the given level.
+// New returns a JSON logger in Cloud Logging's shape at the given level:
+// "time", "severity" and "message", then the attributes.
 func New(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
-		Level: level,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) > 0 {
-				return a
-			}
-			switch a.Key {
-			case slog.MessageKey:
-				a.Key = "message"
-			case slog.LevelKey:
-				a.Key = "severity"
-				a.Value = slog.StringValue(severity(a.Value.Any().(slog.Level)))
-			case slog.TimeKey:
-				a.Key = "time"
-			}
-			return a
-		},
-	}))
+	return slog.New(&handler{out: &output{w: w}, level: level})
 }
 
 // severity maps slog levels onto Cloud Logging's severities.
@@ -105,6 +89,15 @@ func NewIDs(secret string) IDs {
 // Of returns the hash of id: 12 hex digits, enough to tell a day's messages
 // apart. The zero IDs hashes with an empty key.
 func (h IDs) Of(id string) string {
+	var b [2 * hashBytes]byte
+	return string(h.Append(b[:0], id))
+}
+
+// hashBytes is how much of the HMAC a hash keeps.
+const hashBytes = 6
+
+// Append appends id's hash to b, for a caller that joins several.
+func (h IDs) Append(b []byte, id string) []byte {
 	var mac hash.Hash
 	if h.macs == nil {
 		mac = hmac.New(sha256.New, nil)
@@ -115,7 +108,7 @@ func (h IDs) Of(id string) string {
 	}
 	io.WriteString(mac, id)
 	var sum [sha256.Size]byte
-	return hex.EncodeToString(mac.Sum(sum[:0])[:6])
+	return hex.AppendEncode(b, mac.Sum(sum[:0])[:hashBytes])
 }
 
 // Attr is id's hash as the "msg_id" attribute every line about one message

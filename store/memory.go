@@ -41,12 +41,12 @@ func (s *Memory) Accept(_ context.Context, ids []string) ([]Admission, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	got := make([]Admission, len(ids))
-	seen := make(map[string]bool, len(ids))
 	for i, id := range ids {
-		if seen[id] {
-			continue // a repeat within ids stays Duplicate
+		// A repeat within ids stays Duplicate. A webhook holds few messages,
+		// so the search costs less than a set would.
+		if slices.Contains(ids[:i], id) {
+			continue
 		}
-		seen[id] = true
 		// admit refuses only with errDuplicate or errPending.
 		if _, err := s.apply(id, admit(s.opts.AcceptGrace, &got[i])); errors.Is(err, errPending) {
 			got[i] = Pending
