@@ -31,7 +31,7 @@ func onlyMessage(t *testing.T, name string) (*graphapi.Value, graphapi.Message) 
 		t.Fatalf("%s: want exactly one message, got %+v", name, p)
 	}
 	v := &p.Entry[0].Changes[0].Value
-	return v, v.Messages[0]
+	return v, *v.Messages[0]
 }
 
 func TestParseMessageFixtures(t *testing.T) {
@@ -193,7 +193,7 @@ func TestParseBatch(t *testing.T) {
 		for _, c := range e.Changes {
 			statuses += len(c.Value.Statuses)
 			for _, m := range c.Value.Messages {
-				got = append(got, seen{c.Value.Metadata.PhoneNumberID, c.Value.SenderKey(&m), m.Type})
+				got = append(got, seen{c.Value.Metadata.PhoneNumberID, c.Value.SenderKey(m), m.Type})
 			}
 		}
 	}
@@ -253,8 +253,8 @@ func TestPeerFixtures(t *testing.T) {
 		for _, e := range p.Entry {
 			for _, c := range e.Changes {
 				for _, m := range c.Value.Messages {
-					if m.ID == "" || m.Type == "" || c.Value.SenderKey(&m) == "" {
-						t.Errorf("%s: message id %q type %q sender %q", name, m.ID, m.Type, c.Value.SenderKey(&m))
+					if m.ID == "" || m.Type == "" || c.Value.SenderKey(m) == "" {
+						t.Errorf("%s: message id %q type %q sender %q", name, m.ID, m.Type, c.Value.SenderKey(m))
 					}
 				}
 			}

@@ -171,16 +171,16 @@ func collect(p *graphapi.Payload, d Deps, log *slog.Logger) notification {
 					log.Warn("message without id skipped", "type", m.Type)
 					continue
 				}
-				sender := v.SenderKey(&m)
+				sender := v.SenderKey(m)
 				if !d.Audience.Serves(sender, m.From, m.FromUserID) {
 					n.unserved++
 					continue
 				}
 				n.jobs = append(n.jobs, queue.Job{
-					Message:       m,
+					Message:       *m,
 					PhoneNumberID: v.Metadata.PhoneNumberID,
 					Sender:        sender,
-					ProfileName:   v.ProfileName(&m),
+					ProfileName:   v.ProfileName(m),
 					ReceivedAt:    now,
 				})
 			}
@@ -192,7 +192,7 @@ func collect(p *graphapi.Payload, d Deps, log *slog.Logger) notification {
 // logStatus logs what happened to a message we sent: at debug level, or as a
 // warning when it failed. The status's id is our message's wamid, which
 // names the recipient, so only its hash is logged above debug.
-func logStatus(log *slog.Logger, ids logging.IDs, s graphapi.Status) {
+func logStatus(log *slog.Logger, ids logging.IDs, s *graphapi.Status) {
 	if s.Status != "failed" {
 		log.Debug("status", "wamid", s.ID, "status", s.Status, "recipient", logging.Mask(s.RecipientID))
 		return

@@ -17,7 +17,7 @@ type Memory struct {
 	opts Options
 
 	mu      sync.Mutex
-	markers map[string]Marker
+	markers markerTable
 	turns   map[string]map[string]Turn // by user, then by turn ID
 	senders map[string]Sender
 	spend   map[string]memorySpend // by number and day (spendKey)
@@ -29,7 +29,7 @@ var _ Store = (*Memory)(nil)
 func NewMemory(opts Options) *Memory {
 	return &Memory{
 		opts:    opts.withDefaults(),
-		markers: make(map[string]Marker),
+		markers: newMarkerTable(),
 		turns:   make(map[string]map[string]Turn),
 		senders: make(map[string]Sender),
 		spend:   make(map[string]memorySpend),
@@ -60,8 +60,8 @@ func (s *Memory) Release(_ context.Context, ids []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range ids {
-		if m, ok := s.markers[id]; ok && m.State == Accepted {
-			delete(s.markers, id)
+		if m, ok := s.markers.get(id); ok && m.State == Accepted {
+			s.markers.delete(id)
 		}
 	}
 	return nil
@@ -125,12 +125,12 @@ func (s *Memory) locked(id string, t transition) (Marker, error) {
 // apply runs t on the marker of id and stores the result. The caller holds mu.
 // step works on a copy, so the stored marker shares nothing with a caller.
 func (s *Memory) apply(id string, t transition) (Marker, error) {
-	m, found := s.markers[id]
+	m, found := s.markers.get(id)
 	m, err := s.opts.step(m, found, t)
 	if err != nil {
 		return m, err
 	}
-	s.markers[id] = m
+	s.markers.put(id, m)
 	return m.clone(), nil
 }
 

@@ -166,13 +166,13 @@ func (l *local) post(ctx context.Context, m *graphapi.Message) error {
 	m.Timestamp = strconv.FormatInt(time.Now().Unix(), 10)
 	body, err := json.Marshal(graphapi.Payload{
 		Object: "whatsapp_business_account",
-		Entry: []graphapi.Entry{{ID: chatPhoneNumberID, Changes: []graphapi.Change{{
+		Entry: []*graphapi.Entry{{ID: chatPhoneNumberID, Changes: []*graphapi.Change{{
 			Field: "messages",
 			Value: graphapi.Value{
 				MessagingProduct: "whatsapp",
 				Metadata:         graphapi.Metadata{DisplayPhoneNumber: chatDisplayNumber, PhoneNumberID: chatPhoneNumberID},
-				Contacts:         []graphapi.Contact{{Profile: graphapi.Profile{Name: chatUserName}, WaID: chatUser}},
-				Messages:         []graphapi.Message{*m},
+				Contacts:         []*graphapi.Contact{{Profile: graphapi.Profile{Name: chatUserName}, WaID: chatUser}},
+				Messages:         []*graphapi.Message{m},
 			},
 		}}}},
 	})

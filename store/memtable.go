@@ -1,0 +1,116 @@
+package store
+
+import (
+	"hash/maphash"
+	"time"
+)
+
+// markerTable holds Memory's markers without a pointer in the bulk of them.
+// A local run, or the intake's load test, accepts hundreds of thousands of
+// messages; held as a map of strings to Markers they were memory that the
+// garbage collector scanned on every cycle, a cost each webhook paid
+// (BENCHMARKS.md). Here a marker is a fixed-size record under a 128-bit hash
+// of its id, and only the few markers with reply parts keep them aside.
+type markerTable struct {
+	seeds   [2]maphash.Seed
+	packed  map[markerKey]packedMarker
+	partsOf map[markerKey]markerParts
+}
+
+// markerKey is an id's hash under two independent seeds: two ids collide
+// with a probability near 2^-128 per pair, far below any other failure.
+type markerKey [2]uint64
+
+// packedMarker is a Marker but its parts: the state as its index in states,
+// times as Unix nanoseconds (0 for the zero time).
+type packedMarker struct {
+	state                         uint8
+	attempts                      int
+	leaseUntil, updatedAt, expire int64
+}
+
+// markerParts are a marker's Sent and Sending.
+type markerParts struct {
+	sent    []string
+	sending map[string]time.Time
+}
+
+// states are the marker states by their packed index.
+var states = [...]State{"", Accepted, Processing, Replied}
+
+func newMarkerTable() markerTable {
+	return markerTable{
+		seeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		packed:  make(map[markerKey]packedMarker),
+		partsOf: make(map[markerKey]markerParts),
+	}
+}
+
+func (t *markerTable) key(id string) markerKey {
+	return markerKey{maphash.String(t.seeds[0], id), maphash.String(t.seeds[1], id)}
+}
+
+// get returns the marker of id, and whether there is one.
+func (t *markerTable) get(id string) (Marker, bool) {
+	k := t.key(id)
+	p, ok := t.packed[k]
+	if !ok {
+		return Marker{}, false
+	}
+	parts := t.partsOf[k]
+	return Marker{
+		State:      states[p.state],
+		Attempts:   p.attempts,
+		LeaseUntil: unpackTime(p.leaseUntil),
+		Sent:       parts.sent,
+		Sending:    parts.sending,
+		UpdatedAt:  unpackTime(p.updatedAt),
+		ExpireAt:   unpackTime(p.expire),
+	}, true
+}
+
+// put stores m as the marker of id.
+func (t *markerTable) put(id string, m Marker) {
+	k := t.key(id)
+	state := 0
+	for i, s := range states {
+		if s == m.State {
+			state = i
+		}
+	}
+	t.packed[k] = packedMarker{
+		state:      uint8(state),
+		attempts:   m.Attempts,
+		leaseUntil: packTime(m.LeaseUntil),
+		updatedAt:  packTime(m.UpdatedAt),
+		expire:     packTime(m.ExpireAt),
+	}
+	if len(m.Sent) > 0 || len(m.Sending) > 0 {
+		t.partsOf[k] = markerParts{sent: m.Sent, sending: m.Sending}
+	} else {
+		delete(t.partsOf, k)
+	}
+}
+
+// delete forgets the marker of id.
+func (t *markerTable) delete(id string) {
+	k := t.key(id)
+	delete(t.packed, k)
+	delete(t.partsOf, k)
+}
+
+// packTime and unpackTime keep a time as Unix nanoseconds, in UTC as the
+// store's clock gives it. The zero time is 0.
+func packTime(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func unpackTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
