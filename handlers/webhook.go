@@ -90,7 +90,7 @@ func notify(w http.ResponseWriter, r *http.Request, d Deps) {
 		return
 	}
 	var attrs [9]slog.Attr
-	log.LogAttrs(r.Context(), slog.LevelInfo, "webhook", n.summary(attrs[:0])...)
+	logging.Info(r.Context(), log, "webhook", n.summary(attrs[:0])...)
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -4,6 +4,7 @@
 package logging
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 )
 
 // TraceKey is the field Cloud Logging uses to group lines by trace.
@@ -21,6 +23,20 @@ const TraceKey = "logging.googleapis.com/trace"
 // "time", "severity" and "message", then the attributes.
 func New(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(&handler{out: &output{w: w}, level: level})
+}
+
+// Info logs msg with attrs at info level as log.LogAttrs does, but without
+// the caller's program counter, which slog finds by walking the stack for
+// every record and which no handler here reports. It is for the lines
+// written on every request.
+func Info(ctx context.Context, log *slog.Logger, msg string, attrs ...slog.Attr) {
+	h := log.Handler()
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
+	r.AddAttrs(attrs...)
+	_ = h.Handle(ctx, r) // as slog.Logger does: a line that cannot be written is lost
 }
 
 // severity maps slog levels onto Cloud Logging's severities.

@@ -195,3 +195,28 @@ func FuzzHandlerString(f *testing.F) {
 		}
 	})
 }
+
+// TestInfo: Info writes what LogAttrs at info level would, and nothing when
+// the logger's level is above info.
+func TestInfo(t *testing.T) {
+	t.Parallel()
+	var ours, theirs bytes.Buffer
+	logging.Info(t.Context(), logging.With(logging.New(&ours, slog.LevelInfo), "projects/p/traces/t"), "webhook", slog.Int("messages", 1))
+	logging.With(logging.New(&theirs, slog.LevelInfo), "projects/p/traces/t").LogAttrs(t.Context(), slog.LevelInfo, "webhook", slog.Int("messages", 1))
+	strip := func(b []byte) string { // the times differ
+		var line map[string]any
+		if err := json.Unmarshal(b, &line); err != nil {
+			t.Fatalf("not JSON: %q", b)
+		}
+		delete(line, "time")
+		return fmt.Sprint(line)
+	}
+	if strip(ours.Bytes()) != strip(theirs.Bytes()) {
+		t.Errorf("Info wrote %s, LogAttrs %s", ours.String(), theirs.String())
+	}
+	var quiet bytes.Buffer
+	logging.Info(t.Context(), logging.New(&quiet, slog.LevelWarn), "webhook")
+	if quiet.Len() > 0 {
+		t.Errorf("logged at info with the level at warn: %s", quiet.String())
+	}
+}
