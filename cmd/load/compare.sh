@@ -4,7 +4,9 @@
 # 127.0.0.1:18090, under wrk -t1 -c32 -d10s with the pre-signed bodies of
 # REQUESTS (default /tmp/req.tsv, written by `load -requests`). It prints each
 # run's rate, p50, p99 and the server's own CPU time per request
-# (utime + stime from /proc).
+# (utime + stime from /proc); each later server's rate is also given as a ratio
+# to the first server's in the same round, and the last lines give each
+# server's median ratio over the rounds.
 #
 #   WHATSAPP_APP_SECRET=dev-secret cmd/load/compare.sh "/tmp/load -bare" "/tmp/load -intake"
 set -euo pipefail
@@ -12,7 +14,10 @@ cd "$(dirname "$0")/../.."
 requests=${REQUESTS:-/tmp/req.tsv}
 tick=$(getconf CLK_TCK)
 addr=127.0.0.1:18090
+ratios=$(mktemp)
+trap 'rm -f "$ratios"' EXIT
 for round in $(seq 1 "${ROUNDS:-2}"); do
+  first=""
   for server in "$@"; do
     # shellcheck disable=SC2086 # the server is a command and its flags
     $server "$addr" >/dev/null 2>&1 &
@@ -23,8 +28,21 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     n=$(awk '/requests in/ {print $1}' <<<"$out")
-    awk -v r="$round" -v s="$server" -v c="$cpu" -v n="$n" '
-      /Requests\/sec/ {rps = $2} $1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2} /Non-2xx/ {bad = $0}
-      END {printf "round %s %-28s %9.0f req/s  p50 %s  p99 %s  cpu %.1f us/req %s\n", r, s, rps, p50, p99, c * 1e6 / n, bad}' <<<"$out"
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    ratio=""
+    if [ -z "$first" ]; then
+      first=$rps
+    else
+      ratio=$(awk -v a="$rps" -v b="$first" 'BEGIN {printf "%.2f", a / b}')
+      printf '%s\t%s\n' "$server" "$ratio" >>"$ratios"
+    fi
+    awk -v r="$round" -v s="$server" -v c="$cpu" -v n="$n" -v x="$ratio" -v rps="$rps" '
+      $1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2} /Non-2xx/ {bad = $0}
+      END {printf "round %s %-28s %9.0f req/s %s p50 %s  p99 %s  cpu %.1f us/req %s\n", r, s, rps, (x == "" ? "" : "(" x "x)"), p50, p99, c * 1e6 / n, bad}' <<<"$out"
   done
+done
+# The median ratio of each later server to the first, over the rounds.
+for server in "${@:2}"; do
+  awk -F'\t' -v s="$server" '$1 == s {print $2}' "$ratios" | sort -n |
+    awk -v s="$server" -v base="$1" '{v[NR] = $1} END {if (NR) printf "median %-28s %.2fx of %s over %d rounds (%s-%s)\n", s, (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), base, NR, v[1], v[NR]}'
 done
