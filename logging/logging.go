@@ -88,10 +88,17 @@ func Mask(id string) string {
 // joins the webhook's lines to the reply's without naming anyone. The key
 // comes from a secret every instance shares, so the hash is the same on all.
 type IDs struct {
-	// macs hold HMAC-SHA256 states keyed for these ids, reused across calls:
-	// the intake hashes every message it takes, and a fresh HMAC (two
+	// hashers hold HMAC-SHA256 states keyed for these ids, reused across
+	// calls: the intake hashes every message it takes, and a fresh HMAC (two
 	// digests and the key's pads) costs more than the hash itself.
-	macs *sync.Pool
+	hashers *sync.Pool
+}
+
+// hasher is an HMAC state with the buffer its input and output pass
+// through, which a string or an array would escape to the heap from.
+type hasher struct {
+	mac hash.Hash
+	buf []byte
 }
 
 // NewIDs derives the hashing key from secret (the app secret).
@@ -99,7 +106,7 @@ func NewIDs(secret string) IDs {
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write([]byte("whatsapp-node log id v1"))
 	key := mac.Sum(nil)
-	return IDs{macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+	return IDs{hashers: &sync.Pool{New: func() any { return &hasher{mac: hmac.New(sha256.New, key)} }}}
 }
 
 // Of returns the hash of id: 12 hex digits, enough to tell a day's messages
@@ -114,17 +121,18 @@ const hashBytes = 6
 
 // Append appends id's hash to b, for a caller that joins several.
 func (h IDs) Append(b []byte, id string) []byte {
-	var mac hash.Hash
-	if h.macs == nil {
-		mac = hmac.New(sha256.New, nil)
+	var s *hasher
+	if h.hashers == nil {
+		s = &hasher{mac: hmac.New(sha256.New, nil)}
 	} else {
-		mac = h.macs.Get().(hash.Hash)
-		defer h.macs.Put(mac)
-		mac.Reset()
+		s = h.hashers.Get().(*hasher)
+		defer h.hashers.Put(s)
+		s.mac.Reset()
 	}
-	io.WriteString(mac, id)
-	var sum [sha256.Size]byte
-	return hex.AppendEncode(b, mac.Sum(sum[:0])[:hashBytes])
+	s.buf = append(s.buf[:0], id...)
+	s.mac.Write(s.buf)
+	s.buf = s.mac.Sum(s.buf[:0])
+	return hex.AppendEncode(b, s.buf[:hashBytes])
 }
 
 // Attr is id's hash as the "msg_id" attribute every line about one message
