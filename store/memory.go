@@ -115,15 +115,20 @@ func (s *Memory) Complete(_ context.Context, id string, token int) error {
 	return err
 }
 
-// locked runs apply under mu.
+// locked runs apply under mu and returns a copy of the marker, which shares
+// nothing with the stored one. (step already returns a copy on error.)
 func (s *Memory) locked(id string, t transition) (Marker, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.apply(id, t)
+	m, err := s.apply(id, t)
+	if err != nil {
+		return m, err
+	}
+	return m.clone(), nil
 }
 
-// apply runs t on the marker of id and stores the result. The caller holds mu.
-// step works on a copy, so the stored marker shares nothing with a caller.
+// apply runs t on the marker of id and stores the result. The caller holds mu
+// and must not change the marker returned, which is the stored one.
 func (s *Memory) apply(id string, t transition) (Marker, error) {
 	m, found := s.markers.get(id)
 	m, err := s.opts.step(m, found, t)
@@ -131,7 +136,7 @@ func (s *Memory) apply(id string, t transition) (Marker, error) {
 		return m, err
 	}
 	s.markers.put(id, m)
-	return m.clone(), nil
+	return m, nil
 }
 
 // History returns the user's last n live turns, oldest first.
