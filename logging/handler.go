@@ -111,10 +111,16 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	h.out.mu.Lock()
 	_, err := h.out.w.Write(buf)
 	h.out.mu.Unlock()
-	*bp = buf
-	buffers.Put(bp)
+	if cap(buf) <= maxPooledLine {
+		*bp = buf
+		buffers.Put(bp)
+	}
 	return err
 }
+
+// maxPooledLine bounds the buffers kept for reuse, so that one huge line
+// does not pin its memory for the life of the process.
+const maxPooledLine = 16 << 10
 
 // appendKey writes the separator a member needs (none right after an
 // object opens) and the member's key.
