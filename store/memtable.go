@@ -2,6 +2,7 @@ package store
 
 import (
 	"hash/maphash"
+	"slices"
 	"time"
 )
 
@@ -72,11 +73,9 @@ func (t *markerTable) get(id string) (Marker, bool) {
 // put stores m as the marker of id.
 func (t *markerTable) put(id string, m Marker) {
 	k := t.key(id)
-	state := 0
-	for i, s := range states {
-		if s == m.State {
-			state = i
-		}
+	state := slices.Index(states[:], m.State)
+	if state < 0 {
+		panic("store: marker state " + string(m.State) + " is missing from states")
 	}
 	t.packed[k] = packedMarker{
 		state:      uint8(state),
