@@ -15,13 +15,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
+	"github.com/patternai/whatsapp-node/internal/logtest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -365,7 +365,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 	t.Parallel()
 	const token = "EAAJZCsecretTOKENvalue1234567890"
 	srv := graphapitest.NewServer(t, graphapitest.WithToken(token))
-	var logs lockedBuffer
+	var logs logtest.Buffer
 	c := newClient(srv, graphapi.Config{Token: token, Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	wrong := newClient(srv, graphapi.Config{Token: token + "-revoked", Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 
@@ -491,24 +491,6 @@ func readParts(t *testing.T, r graphapitest.Request) []part {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// lockedBuffer is a log sink safe for the client's concurrent writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestUnsentClassification checks which failed sends count as certainly not
 // taken by Meta, the only ones a send may repeat.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/handlers"
+	"github.com/patternai/whatsapp-node/internal/logtest"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/queue"
 	"github.com/patternai/whatsapp-node/store"
@@ -48,7 +49,7 @@ func TestBlockedSenderCostsNothing(t *testing.T) {
 	q := queue.NewInProcess(func(_ context.Context, j queue.Job) error { jobs = append(jobs, j); return nil },
 		queue.InProcessOptions{Workers: 1})
 	tags, _ := store.NewTags(secret)
-	h := &harness{logs: &syncBuffer{}}
+	h := &harness{logs: &logtest.Buffer{}}
 	h.handler = handlers.New(handlers.Deps{AppSecret: secret, Store: st, Queue: q, Tags: tags,
 		Logger: logging.New(h.logs, slog.LevelInfo), IDs: logging.NewIDs(secret),
 		Audience: handlers.NewAudience(nil, []string{"447700900123"})})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/handlers"
+	"github.com/patternai/whatsapp-node/internal/logtest"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/queue"
 	"github.com/patternai/whatsapp-node/queue/queuetest"
@@ -79,7 +80,7 @@ func TestPubSubEndToEnd(t *testing.T) {
 	const perSender = 5
 	failing := wamid(senders[0], 1)
 	rec := newRecorder(failing)
-	logger := logging.New(&syncBuffer{}, slog.LevelDebug)
+	logger := logging.New(&logtest.Buffer{}, slog.LevelDebug)
 	q := queue.NewPubSub(client, topic)
 	t.Cleanup(func() { q.Close(context.Background()) })
 	srv := httptest.NewServer(handlers.New(handlers.Deps{

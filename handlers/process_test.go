@@ -24,6 +24,7 @@ import (
 
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/handlers"
+	"github.com/patternai/whatsapp-node/internal/logtest"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/queue"
 	"github.com/patternai/whatsapp-node/store"
@@ -125,7 +126,7 @@ func TestProcessDecodesPushes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			logs := &syncBuffer{}
+			logs := &logtest.Buffer{}
 			rec := newRecorder()
 			h := handlers.Process(handlers.ProcessDeps{
 				Handle: rec.handle, Verifier: acceptAll{}, Logger: logging.New(logs, slog.LevelDebug),
@@ -166,7 +167,7 @@ func logLine(logs, fragment string) string {
 
 func TestProcessAsksForRedeliveryWhenTheHandlerFails(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	rec := newRecorder(testJob.Message.ID)
 	h := handlers.Process(handlers.ProcessDeps{
 		Handle: rec.handle, Verifier: acceptAll{}, Logger: logging.New(logs, slog.LevelDebug),
@@ -189,7 +190,7 @@ func TestProcessAsksForRedeliveryWhenTheHandlerFails(t *testing.T) {
 
 func TestProcessWithoutVerifierRejects(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	rec := newRecorder()
 	h := handlers.Process(handlers.ProcessDeps{Handle: rec.handle, Logger: logging.New(logs, slog.LevelDebug)})
 	w := httptest.NewRecorder()
@@ -204,7 +205,7 @@ func TestProcessWithoutVerifierRejects(t *testing.T) {
 
 func TestProcessSkippingVerificationWarns(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	rec := newRecorder()
 	h := handlers.Process(handlers.ProcessDeps{
 		Handle: rec.handle, InsecureSkipVerify: true, Logger: logging.New(logs, slog.LevelDebug),
@@ -223,7 +224,7 @@ func TestProcessRoute(t *testing.T) {
 	t.Parallel()
 	deps := handlers.Deps{
 		AppSecret: secret, VerifyToken: verifyToken, Project: "test-project",
-		Store: store.NewMemory(store.Options{}), Queue: nopQueue{}, Logger: logging.New(&syncBuffer{}, slog.LevelDebug),
+		Store: store.NewMemory(store.Options{}), Queue: nopQueue{}, Logger: logging.New(&logtest.Buffer{}, slog.LevelDebug),
 	}
 	body := pushBody(t, encodedJob(t, testJob))
 	serve := func(h http.Handler, method string) int {
@@ -406,7 +407,7 @@ func TestProcessVerifiesPushTokens(t *testing.T) {
 			}
 			rec := newRecorder()
 			h := handlers.Process(handlers.ProcessDeps{
-				Handle: rec.handle, Verifier: auth, Logger: logging.New(&syncBuffer{}, slog.LevelDebug),
+				Handle: rec.handle, Verifier: auth, Logger: logging.New(&logtest.Buffer{}, slog.LevelDebug),
 			})
 			req := httptest.NewRequest(http.MethodPost, tt.url, bytes.NewReader(pushBody(t, encodedJob(t, testJob))))
 			if tt.authorization != "" {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/handlers"
+	"github.com/patternai/whatsapp-node/internal/logtest"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/queue"
 	"github.com/patternai/whatsapp-node/store"
@@ -36,7 +36,7 @@ const (
 type harness struct {
 	handler http.Handler
 	queue   *queue.InProcess
-	logs    *syncBuffer
+	logs    *logtest.Buffer
 
 	mu   sync.Mutex
 	jobs []queue.Job
@@ -50,7 +50,7 @@ func newHarness(t *testing.T, st handlers.Deduper) *harness {
 // reply pipeline would, when st is a whole store.
 func newHarnessAt(t *testing.T, st handlers.Deduper, level slog.Level) *harness {
 	t.Helper()
-	h := &harness{logs: &syncBuffer{}}
+	h := &harness{logs: &logtest.Buffer{}}
 	h.queue = queue.NewInProcess(func(ctx context.Context, job queue.Job) error {
 		if s, ok := st.(store.Store); ok {
 			s.Claim(ctx, job.Message.ID, time.Minute)
@@ -453,26 +453,6 @@ func TestLogsHideContentAndNumbers(t *testing.T) {
 		}
 	}
 }
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
 
 // TestStrandedMessageIsQueuedAgain: a message accepted but never queued
 // (the process died between the two) is queued again by Meta's redelivery

@@ -21,6 +21,7 @@ import (
 	"github.com/patternai/whatsapp-node/gemini/geminitest"
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
+	"github.com/patternai/whatsapp-node/internal/logtest"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/media"
 	"github.com/patternai/whatsapp-node/media/mediatest"
@@ -40,7 +41,7 @@ type harness struct {
 	llm    *geminitest.Server
 	store  store.Store
 	stager *media.Bucket
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	p      *reply.Pipeline
 	deps   reply.Deps // what p was built with
 	opts   reply.Options
@@ -59,7 +60,7 @@ func newHarnessWithStore(t *testing.T, opts reply.Options, st store.Store) *harn
 		speech: speechtest.NewServer(t),
 		llm:    geminitest.NewServer(t),
 		store:  st,
-		logs:   &syncBuffer{},
+		logs:   &logtest.Buffer{},
 	}
 	h.stager, _ = mediatest.NewBucket(t)
 	sp, err := speech.New(ctx, speech.Config{Project: "test-project", ClientOptions: h.speech.ClientOptions()})
@@ -591,24 +592,6 @@ func TestRetryReusesStagedVoiceNote(t *testing.T) {
 
 // objectName is the pipeline's staging name for a wamid.
 var objectName = strings.NewReplacer("+", "-", "/", "_", "=", "").Replace
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestNoFallbackAfterAnAnswer: in both mode one of the two sends is refused
 // (the text, as a rule; the voice note when a busy machine synthesizes it

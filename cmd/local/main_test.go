@@ -18,6 +18,7 @@ import (
 
 	"github.com/patternai/whatsapp-node/gemini/geminitest"
 	"github.com/patternai/whatsapp-node/graphapi"
+	"github.com/patternai/whatsapp-node/internal/logtest"
 	"github.com/patternai/whatsapp-node/reply"
 	"github.com/patternai/whatsapp-node/speech"
 	"github.com/patternai/whatsapp-node/speech/speechtest"
@@ -173,24 +174,6 @@ func TestChat(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer that the test can read while run writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func mapEnv(env map[string]string) func(string) string {
 	return func(name string) string { return env[name] }
 }
@@ -224,7 +207,7 @@ func TestConfiguredServicesLeftAlone(t *testing.T) {
 				"PORT":                   "0",
 				"MEDIA_DIR":              t.TempDir(),
 			}
-			var stdout, stderr syncBuffer
+			var stdout, stderr logtest.Buffer
 			err := run(t.Context(), []string{"-chat", "-sandbox=" + tt.sandbox}, mapEnv(env),
 				strings.NewReader("Hello\n"), &stdout, &stderr)
 			if err != nil {
@@ -265,7 +248,7 @@ func TestConfiguredServicesLeftAlone(t *testing.T) {
 // and that none ends in the fallback.
 func TestFixtures(t *testing.T) {
 	t.Parallel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr logtest.Buffer
 	// Most fixtures come from one user, faster than the per-sender limit
 	// lets one user be answered; this test wants every one answered.
 	env := map[string]string{"PORT": "0", "MEDIA_DIR": t.TempDir(), "SENDER_LIMIT_PER_MINUTE": "0"}
@@ -371,7 +354,7 @@ func TestRunRefuses(t *testing.T) {
 		{[]string{"-sandbox=none"}, "WHATSAPP_APP_SECRET is required"},
 	}
 	for _, tt := range tests {
-		var stdout, stderr syncBuffer
+		var stdout, stderr logtest.Buffer
 		env := map[string]string{"PORT": "0", "MEDIA_DIR": t.TempDir()}
 		err := run(t.Context(), tt.args, mapEnv(env), strings.NewReader(""), &stdout, &stderr)
 		if err == nil {
