@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +29,7 @@ import (
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
 	"github.com/patternai/whatsapp-node/internal/faultnet"
+	"github.com/patternai/whatsapp-node/internal/logtest"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/queue/queuetest"
 	"github.com/patternai/whatsapp-node/service"
@@ -86,6 +89,7 @@ func TestFaults(t *testing.T) {
 	time.Sleep(7 * time.Second)
 
 	counts := r.check(messages, status == 1)
+	r.checkLogs(messages)
 	t.Logf("seed %d: %d messages in %v; %d answers, %d fallbacks, %d doubled; faults: %d kills, %d store cuts, %d sends dropped, %d lost, %d slow, %d statuses, %d model failures",
 		seed, messages, time.Since(start).Round(time.Second), counts.answers, counts.fallbacks, counts.doubled, r.kills,
 		r.n("storeCut"), r.n("sendDrop"), r.n("sendLose"), r.n("sendSlow"), r.n("status"), r.n("llmFailure"))
@@ -184,6 +188,7 @@ type faultRun struct {
 	stop     chan struct{}
 	stopped  chan struct{}
 	http     *http.Client
+	logs     logtest.Buffer // every instance's lines, at production's level
 }
 
 // instance is one process of the service: its server and the proxies
@@ -361,7 +366,7 @@ func (r *faultRun) start() {
 		t.Fatal(err)
 	}
 	os.Setenv("FIRESTORE_EMULATOR_HOST", firestoreAddr)
-	svc, err := service.New(context.Background(), cfg, logging.New(os.Stderr, slog.LevelError))
+	svc, err := service.New(context.Background(), cfg, logging.New(&r.logs, slog.LevelInfo))
 	os.Setenv("FIRESTORE_EMULATOR_HOST", r.firstore)
 	if err != nil {
 		t.Fatal(err)
@@ -489,6 +494,32 @@ func (r *faultRun) postStatus(m graphapitest.Message) {
 	}
 	body, _ := json.Marshal(envelope(map[string]any{"statuses": []any{status}}))
 	r.postUntilOK(body, time.Minute)
+}
+
+// checkLogs: under every fault the run injected (errors from Firestore, from
+// Graph, from the model; kills mid-reply), no line at production's level
+// names a user: no wamid (raw, or hex-encoded as in Firestore's document
+// names), no sender's number, no message text.
+func (r *faultRun) checkLogs(n int) {
+	logs := r.logs.String()
+	if !strings.Contains(logs, `"severity":"ERROR"`) {
+		r.t.Error("the run logged no error: the check below saw no fault's line")
+	}
+	secrets := []string{}
+	for i := range n {
+		id := r.id(i)
+		secrets = append(secrets, id, hex.EncodeToString([]byte(id)), fmt.Sprintf("Question number %d?", i))
+	}
+	for s := range 7 {
+		secrets = append(secrets, fmt.Sprintf("1650555%04d", s))
+	}
+	for _, secret := range secrets {
+		if i := strings.Index(logs, secret); i >= 0 {
+			line := logs[strings.LastIndexByte(logs[:i], '\n')+1:]
+			line, _, _ = strings.Cut(line, "\n")
+			r.t.Errorf("logs name a user (%q): %s", secret, line)
+		}
+	}
 }
 
 // textWebhook is Meta's notification of one text message.
