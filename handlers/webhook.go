@@ -126,7 +126,8 @@ var errPending = errors.New("a message of this webhook is still being accepted e
 
 // notification is what one webhook carried that matters to us.
 type notification struct {
-	// jobs are the messages to answer, then (after accept) the ones queued.
+	// jobs are the messages to answer (accept reuses the array for the
+	// ones it queues).
 	jobs                         []queue.Job
 	messages                     int // all the messages, whatever became of them
 	confirms                     []confirmation
@@ -210,7 +211,7 @@ const releaseTimeout = 10 * time.Second
 // accept records the messages' markers and queues the new ones, and the ones
 // whose earlier job may have been lost (store.Requeue). When queueing fails
 // the markers are released, so that Meta's redelivery is processed rather
-// than dropped as a duplicate. It leaves in n.jobs the jobs it queued.
+// than dropped as a duplicate.
 func accept(r *http.Request, d Deps, n *notification, log *slog.Logger) error {
 	n.messages = len(n.jobs)
 	if n.messages == 0 {
@@ -252,7 +253,6 @@ func accept(r *http.Request, d Deps, n *notification, log *slog.Logger) error {
 		fresh = append(fresh, job)
 		freshIDs = append(freshIDs, job.Message.ID)
 	}
-	n.jobs = fresh
 	if err := d.Queue.Enqueue(r.Context(), fresh); err != nil {
 		// The request's context may be what ended (Meta hung up, or the
 		// publish ran past the deadline): the release gets its own, or it
