@@ -252,7 +252,8 @@ func (s *Firestore) admitExisting(ctx context.Context, ids []string, existing []
 	if err != nil {
 		return err
 	}
-	now := s.opts.now()
+	// A refusal read from the snapshot is final (Duplicate or Pending, set
+	// in got); the rest are settled by a compare-and-set each.
 	var settle []int
 	for k, snap := range snaps {
 		i := existing[k]
@@ -261,13 +262,7 @@ func (s *Firestore) admitExisting(ctx context.Context, ids []string, existing []
 			if err != nil {
 				return err
 			}
-			live := now.Before(m.ExpireAt)
-			switch {
-			case live && m.State != Accepted:
-				got[i] = Duplicate
-				continue
-			case live && now.Sub(m.UpdatedAt) < s.opts.AcceptGrace:
-				got[i] = Pending
+			if _, err := s.opts.step(m, true, admit(s.opts.AcceptGrace, &got[i])); err != nil {
 				continue
 			}
 		}
@@ -278,11 +273,9 @@ func (s *Firestore) admitExisting(ctx context.Context, ids []string, existing []
 		i := settle[k]
 		_, errs[k] = s.apply(ctx, ids[i], admit(s.opts.AcceptGrace, &got[i]))
 	})
-	for k, err := range errs {
-		switch {
-		case errors.Is(err, errPending):
-			got[settle[k]] = Pending
-		case err != nil && !errors.Is(err, errDuplicate):
+	for _, err := range errs {
+		// admit's refusals are in got already.
+		if err != nil && !errors.Is(err, errDuplicate) && !errors.Is(err, errPending) {
 			return err
 		}
 	}

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// Errors the transitions refuse with that never leave the package: Accept
-// turns them into an Admission, Confirm into a no-op.
+// Errors the transitions refuse with that never leave the package: admit
+// reports its refusals as an Admission too, so Accept drops them, and Confirm
+// turns errNoMarker into a no-op.
 var (
 	errDuplicate = errors.New("duplicate message")
 	errPending   = errors.New("message accepted moments ago")
@@ -49,7 +50,9 @@ func (m Marker) clone() Marker {
 }
 
 // admit returns the transition that takes in a message from a webhook, and
-// reports through *got what became of it.
+// reports through *got what became of it. It sets *got on every run, refused
+// or not, since Firestore's compare-and-set may run it again after a lost race
+// and the last run is the one that counts.
 //
 // A marker still Accepted, never claimed, is the trace of a delivery whose
 // job may never have been queued (the process died between the two, or the
@@ -64,8 +67,10 @@ func admit(grace time.Duration, got *Admission) transition {
 			m.State = Accepted
 			*got = New
 		case m.State != Accepted:
+			*got = Duplicate
 			return errDuplicate
 		case now.Sub(m.UpdatedAt) < grace:
+			*got = Pending
 			return errPending
 		default:
 			// step moves UpdatedAt to now, which starts a new grace.

@@ -47,10 +47,9 @@ func (s *Memory) Accept(_ context.Context, ids []string) ([]Admission, error) {
 		if slices.Contains(ids[:i], id) {
 			continue
 		}
-		// admit refuses only with errDuplicate or errPending.
-		if _, err := s.apply(id, admit(s.opts.AcceptGrace, &got[i])); errors.Is(err, errPending) {
-			got[i] = Pending
-		}
+		// admit refuses only with errDuplicate or errPending, which it
+		// reports in got[i] too.
+		s.apply(id, admit(s.opts.AcceptGrace, &got[i]))
 	}
 	return got, nil
 }
