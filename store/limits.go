@@ -85,12 +85,20 @@ func (w *Window) roll(now time.Time, size time.Duration) {
 }
 
 // expireAt is when the TTL policy may delete the sender's document, written
-// at now: two days after the day began (its windows no longer count by
-// then), or never while the sender is opted out.
+// at now: that of the day's documents (see dayExpiry), or never while the
+// sender is opted out.
 func (s Sender) expireAt(now time.Time) time.Time {
 	if s.OptedOut {
 		return time.Time{}
 	}
+	return dayExpiry(now)
+}
+
+// dayExpiry is when the TTL policy may delete a document about now's UTC day
+// (a sender's windows, a number's spending): two days after the day began. It
+// stops counting when the day ends; the spare day costs only storage, and no
+// request straddling midnight, nor a clock a little behind, finds it gone.
+func dayExpiry(now time.Time) time.Time {
 	return now.Truncate(24 * time.Hour).Add(48 * time.Hour)
 }
 
@@ -364,7 +372,7 @@ func (s *Firestore) AddSpend(ctx context.Context, number string, sp Spend) error
 		"day":      day(now),
 		"messages": firestore.Increment(sp.Messages),
 		"micros":   firestore.Increment(sp.Micros),
-		"expireAt": now.Truncate(24 * time.Hour).Add(48 * time.Hour),
+		"expireAt": dayExpiry(now),
 	}, firestore.MergeAll)
 	if err != nil {
 		return fmt.Errorf("add spending: %w", err)
@@ -382,7 +390,7 @@ func (s *Firestore) FirstOverCeiling(ctx context.Context, number string) (bool, 
 		snap, err := ref.Get(ctx)
 		now := s.opts.now()
 		flag := map[string]any{"number": number, "day": day(now), "warned": true,
-			"expireAt": now.Truncate(24 * time.Hour).Add(48 * time.Hour)}
+			"expireAt": dayExpiry(now)}
 		switch {
 		case status.Code(err) == codes.NotFound:
 			_, err = ref.Create(ctx, flag)
