@@ -7,20 +7,6 @@ import (
 	"time"
 )
 
-func TestLimits(t *testing.T) {
-	t.Run("Memory", func(t *testing.T) {
-		t.Parallel()
-		testLimits(t, func(_ *testing.T, opts Options) Store { return NewMemory(opts) })
-	})
-	t.Run("Firestore", func(t *testing.T) {
-		t.Parallel()
-		client := emulatorClient(t)
-		testLimits(t, func(_ *testing.T, opts Options) Store {
-			return newFirestore(client, opts, testPrefix())
-		})
-	})
-}
-
 // testLimits is the contract of Gate and the spending calls, run against
 // both stores.
 func testLimits(t *testing.T, newStore newStoreFunc) {

@@ -5,20 +5,6 @@ import (
 	"testing"
 )
 
-func TestResetHistory(t *testing.T) {
-	t.Run("Memory", func(t *testing.T) {
-		t.Parallel()
-		testResetHistory(t, func(_ *testing.T, opts Options) Store { return NewMemory(opts) })
-	})
-	t.Run("Firestore", func(t *testing.T) {
-		t.Parallel()
-		client := emulatorClient(t)
-		testResetHistory(t, func(_ *testing.T, opts Options) Store {
-			return newFirestore(client, opts, testPrefix())
-		})
-	})
-}
-
 // testResetHistory checks that a reset forgets one user's turns, and only
 // that user's, that a conversation goes on after it, and that resetting an
 // empty conversation is no error.

@@ -113,6 +113,8 @@ func testStore(t *testing.T, newStore newStoreFunc) {
 	t.Run("History", func(t *testing.T) { testHistory(t, newStore) })
 	t.Run("AppendConcurrent", func(t *testing.T) { testAppendConcurrent(t, newStore) })
 	t.Run("AppendIdempotent", func(t *testing.T) { testAppendIdempotent(t, newStore) })
+	t.Run("ResetHistory", func(t *testing.T) { testResetHistory(t, newStore) })
+	t.Run("Limits", func(t *testing.T) { testLimits(t, newStore) })
 }
 
 func testAccept(t *testing.T, newStore newStoreFunc) {
