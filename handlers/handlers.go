@@ -18,6 +18,7 @@ const MaxBodyBytes = 4 << 20
 
 // Deduper records inbound messages so that Meta's redeliveries are
 // recognised, and the status webhooks that confirm our replies went out.
+// Release must go on when the request's context ends (see store.Store).
 type Deduper interface {
 	Accept(ctx context.Context, ids []string) ([]store.Admission, error)
 	Release(ctx context.Context, ids []string) error

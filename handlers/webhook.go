@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"crypto/subtle"
 	"errors"
 	"io"
@@ -205,9 +204,6 @@ func logStatus(log *slog.Logger, ids logging.IDs, s *graphapi.Status) {
 	log.Warn("message delivery failed", ids.Attr(s.ID), "recipient", logging.Mask(s.RecipientID), "codes", codes)
 }
 
-// releaseTimeout bounds the release of markers after a failed enqueue.
-const releaseTimeout = 10 * time.Second
-
 // accept records the messages' markers and queues the new ones, and the ones
 // whose earlier job may have been lost (store.Requeue). When queueing fails
 // the markers are released, so that Meta's redelivery is processed rather
@@ -254,12 +250,9 @@ func accept(r *http.Request, d Deps, n *notification, log *slog.Logger) error {
 		freshIDs = append(freshIDs, job.Message.ID)
 	}
 	if err := d.Queue.Enqueue(r.Context(), fresh); err != nil {
-		// The request's context may be what ended (Meta hung up, or the
-		// publish ran past the deadline): the release gets its own, or it
-		// would fail too and leave the markers to wait out the grace.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), releaseTimeout)
-		defer cancel()
-		if rerr := d.Store.Release(ctx, freshIDs); rerr != nil {
+		// The store releases even when the request's context is what ended
+		// (Meta hung up, or the publish ran past the deadline).
+		if rerr := d.Store.Release(r.Context(), freshIDs); rerr != nil {
 			return errors.Join(err, rerr)
 		}
 		return err

@@ -283,25 +283,29 @@ func (s *Firestore) admitExisting(ctx context.Context, ids []string, existing []
 }
 
 // undoAccept releases the markers a failed Accept created or may have
-// created. It runs even when ctx has been cancelled (the request may have
-// ended, which is often why Accept failed), because leaving them would make
-// Meta's redelivery wait out the accept grace; its own error is dropped, since
-// Accept's is the one to report, and a marker it leaves is requeued by the
-// redelivery after the grace.
+// created. Release goes on though ctx may be done (the request's end is often
+// why Accept failed). Its error is dropped, since Accept's is the one to
+// report, and a marker it leaves is requeued by the redelivery after the
+// grace.
 func (s *Firestore) undoAccept(ctx context.Context, ids []string) {
-	if len(ids) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
 	_ = s.Release(ctx, ids)
 }
 
-// Release deletes the markers of ids that are still Accepted.
+// releaseTimeout bounds a Release, which does not end with its caller's
+// context.
+const releaseTimeout = 10 * time.Second
+
+// Release deletes the markers of ids that are still Accepted; see Store. It
+// runs on a context of its own, detached from ctx's cancellation and bounded
+// by releaseTimeout: its callers release because a request failed, often
+// because the request itself ended, and a marker left behind would make
+// Meta's redelivery wait out the accept grace.
 func (s *Firestore) Release(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
 	refs := make([]*firestore.DocumentRef, len(ids))
 	for i, id := range ids {
 		refs[i] = s.markerRef(id)

@@ -143,7 +143,8 @@ type Store interface {
 	Accept(ctx context.Context, ids []string) ([]Admission, error)
 	// Release deletes the markers of ids that are still Accepted. The webhook
 	// calls it when queueing failed, so Meta's redelivery is not mistaken for
-	// a duplicate and dropped.
+	// a duplicate and dropped. It outlives ctx's cancellation, for a bounded
+	// time: the request's end is often why queueing failed.
 	Release(ctx context.Context, ids []string) error
 	// Claim moves the marker to Processing until now+lease and counts the
 	// attempt; the returned Attempts is the claim's fencing token. It
