@@ -110,66 +110,56 @@ func shortID(id string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// gate returns the transition that judges message id, and reports the
-// verdict through *v. A retry of the same message gets the same verdict and
-// is not counted twice: the windows remember what they admitted, and the
-// message that got a notice or changed the opt-out.
+// judge judges message id at now, counting it in s when it is to be served.
+// A retry of the same message gets the same verdict and is not counted twice:
+// the windows remember what they admitted, and the message that got a notice
+// or changed the opt-out.
 //
 // Windows are fixed (the minute, the UTC day), so a sender can get up to
 // twice a limit answered across a window's edge; in exchange a window turns
 // at a time the notice can name.
-func gate(id string, in Inbound, v *Verdict) func(s *Sender, now time.Time) {
+func (s *Sender) judge(id string, in Inbound, now time.Time) Verdict {
 	id = shortID(id)
-	return func(s *Sender, now time.Time) {
-		switch {
-		case in.Stop && !s.OptedOut:
-			s.OptedOut, s.OptBy = true, id
-			*v = Stopped
-			return
-		case in.Stop && s.OptBy == id:
-			*v = Stopped
-			return
-		case in.Stop:
-			*v = Quiet
-			return
-		case in.Start && s.OptedOut:
-			s.OptedOut, s.OptBy = false, id
-			*v = Started
-			return
-		case in.Start && s.OptBy == id:
-			*v = Started
-			return
-		case s.OptedOut:
-			*v = Quiet
-			return
-		}
-		// START from a sender who never stopped is an ordinary message.
-
-		s.Minute.roll(now, time.Minute)
-		s.Day.roll(now, 24*time.Hour)
-		switch {
-		case slices.Contains(s.Day.IDs, id), slices.Contains(s.Minute.IDs, id):
-			*v = Serve
-		case s.Day.Notice == id:
-			*v = OverDay
-		case s.Minute.Notice == id:
-			*v = OverMinute
-		case in.Limits.PerDay > 0 && len(s.Day.IDs) >= in.Limits.PerDay:
-			*v = over(&s.Day, id, OverDay)
-		case in.Limits.PerMinute > 0 && len(s.Minute.IDs) >= in.Limits.PerMinute:
-			*v = over(&s.Minute, id, OverMinute)
-		default:
-			// A window without a limit keeps nothing, so the document
-			// stays small.
-			if in.Limits.PerMinute > 0 {
-				s.Minute.IDs = append(s.Minute.IDs, id)
-			}
-			if in.Limits.PerDay > 0 {
-				s.Day.IDs = append(s.Day.IDs, id)
-			}
-			*v = Serve
-		}
+	switch {
+	case in.Stop && !s.OptedOut:
+		s.OptedOut, s.OptBy = true, id
+		return Stopped
+	case in.Stop && s.OptBy == id:
+		return Stopped
+	case in.Stop:
+		return Quiet
+	case in.Start && s.OptedOut:
+		s.OptedOut, s.OptBy = false, id
+		return Started
+	case in.Start && s.OptBy == id:
+		return Started
+	case s.OptedOut:
+		return Quiet
 	}
+	// START from a sender who never stopped is an ordinary message.
+
+	s.Minute.roll(now, time.Minute)
+	s.Day.roll(now, 24*time.Hour)
+	switch {
+	case slices.Contains(s.Day.IDs, id), slices.Contains(s.Minute.IDs, id):
+		return Serve
+	case s.Day.Notice == id:
+		return OverDay
+	case s.Minute.Notice == id:
+		return OverMinute
+	case in.Limits.PerDay > 0 && len(s.Day.IDs) >= in.Limits.PerDay:
+		return over(&s.Day, id, OverDay)
+	case in.Limits.PerMinute > 0 && len(s.Minute.IDs) >= in.Limits.PerMinute:
+		return over(&s.Minute, id, OverMinute)
+	}
+	// A window without a limit keeps nothing, so the document stays small.
+	if in.Limits.PerMinute > 0 {
+		s.Minute.IDs = append(s.Minute.IDs, id)
+	}
+	if in.Limits.PerDay > 0 {
+		s.Day.IDs = append(s.Day.IDs, id)
+	}
+	return Serve
 }
 
 // over gives the window's notice to id if no message has had it yet.
@@ -184,12 +174,11 @@ func over(w *Window, id string, notice Verdict) Verdict {
 // Gate judges one inbound message from sender against the sender's opt-out
 // and limits, and counts it when it is to be served; see Verdict.
 func (s *Memory) Gate(_ context.Context, sender, id string, in Inbound) (Verdict, error) {
-	var v Verdict
 	now := s.opts.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.senders[sender]
-	gate(id, in, &v)(&st, now)
+	v := st.judge(id, in, now)
 	s.senders[sender] = st
 	return v, nil
 }
@@ -252,8 +241,7 @@ func (s *Firestore) gateOnce(ctx context.Context, ref *firestore.DocumentRef, se
 	}
 	st := Sender{OptedOut: d.OptedOut, OptBy: d.OptBy, Minute: Window(d.Minute), Day: Window(d.Day)}
 	now := s.opts.now()
-	var v Verdict
-	gate(id, in, &v)(&st, now)
+	v := st.judge(id, in, now)
 	d = senderDoc{ID: sender, OptedOut: st.OptedOut, OptBy: st.OptBy,
 		Minute: windowDoc(st.Minute), Day: windowDoc(st.Day)}
 	if exp := st.expireAt(now); !exp.IsZero() {
