@@ -269,7 +269,11 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		chunks = []string{""} // one event that says why there is no answer
 	}
 	for i, chunk := range chunks {
-		if !sleep(r.Context(), cmp.Or(pace.PerChunk*time.Duration(min(i, 1)), pace.FirstChunk)) {
+		wait := pace.PerChunk
+		if i == 0 {
+			wait = pace.FirstChunk
+		}
+		if !sleep(r.Context(), wait) {
 			return
 		}
 		if answer.CutAfter > 0 && i == answer.CutAfter {
