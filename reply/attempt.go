@@ -430,10 +430,7 @@ func (a *attempt) fallback(ctx context.Context, cause error) error {
 	if err := a.settleUncertain(ctx); err != nil {
 		return fmt.Errorf("%w (no fallback yet: %w)", cause, err)
 	}
-	err := a.sendPart(ctx, store.FallbackPart, func(ctx context.Context, tag string) error {
-		_, err := a.p.deps.Messenger.SendText(ctx, a.job.PhoneNumberID, a.job.Sender, a.p.opts.Fallback, graphapi.Tag(tag))
-		return err
-	})
+	err := a.sendMessage(ctx, store.FallbackPart, a.p.opts.Fallback)
 	switch {
 	case err == nil:
 		return nil
@@ -448,7 +445,7 @@ func (a *attempt) fallback(ctx context.Context, cause error) error {
 		a.log.Error("user unreachable; giving up", "error", err)
 		return nil
 	default:
-		return fmt.Errorf("send fallback: %w", err)
+		return err
 	}
 }
 

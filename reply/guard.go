@@ -156,12 +156,12 @@ func (a *attempt) serve(ctx context.Context, k kind, userText string) error {
 	case quiet:
 		return nil
 	case notice != "":
-		return a.sendText(ctx, partNotice, notice)
+		return a.sendMessage(ctx, partNotice, notice)
 	}
 	err = a.answer(ctx, k, userText)
 	if over, ok := errors.AsType[*overCap](err); ok {
 		a.log.Info("not answered: over a size cap", "cap", over.cap)
-		return a.sendText(ctx, partNotice, over.notice)
+		return a.sendMessage(ctx, partNotice, over.notice)
 	}
 	if err == nil {
 		a.spend(ctx)
