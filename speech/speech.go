@@ -379,15 +379,11 @@ func (c *Client) Synthesize(ctx context.Context, text, language string) (Speech,
 		files[i] = b
 		chars += utf8.RuneCountInString(part)
 	}
-	audio, err := joinCapped(files)
+	sp, err := voiceNote(files, language, chars)
 	if err != nil {
 		return Speech{}, fmt.Errorf("synthesize speech: %w", err)
 	}
-	length, err := OggDuration(audio)
-	if err != nil {
-		return Speech{}, fmt.Errorf("synthesize speech: %w", err)
-	}
-	return Speech{Audio: audio, Seconds: length.Seconds(), Language: language, Chars: chars}, nil
+	return sp, nil
 }
 
 // synthesize speaks one request's text as an OGG/Opus file.

@@ -129,13 +129,23 @@ func (c *Client) SpeakStream(ctx context.Context, text iter.Seq2[string, error],
 	if err := context.Cause(ctx); err != nil {
 		return Speech{}, fmt.Errorf("speak stream: %w", err)
 	}
-	audio, err := joinCapped(files)
+	sp, err := voiceNote(files, language, chars)
 	if err != nil {
 		return Speech{}, fmt.Errorf("speak stream: %w", err)
 	}
+	return sp, nil
+}
+
+// voiceNote joins the spoken files into one voice note (see joinCapped) and
+// measures it.
+func voiceNote(files [][]byte, language string, chars int) (Speech, error) {
+	audio, err := joinCapped(files)
+	if err != nil {
+		return Speech{}, err
+	}
 	length, err := OggDuration(audio)
 	if err != nil {
-		return Speech{}, fmt.Errorf("speak stream: %w", err)
+		return Speech{}, err
 	}
 	return Speech{Audio: audio, Seconds: length.Seconds(), Language: language, Chars: chars}, nil
 }
