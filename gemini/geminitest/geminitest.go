@@ -14,7 +14,6 @@ package geminitest
 
 import (
 	"cmp"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/patternai/whatsapp-node/gemini"
+	"github.com/patternai/whatsapp-node/retry"
 	"google.golang.org/genai"
 )
 
@@ -255,8 +255,8 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	}
 	if !stream {
 		// A unary call answers when the whole answer would have been written.
-		if !sleep(r.Context(), pace.FirstChunk+time.Duration(max(len(chunks)-1, 0))*pace.PerChunk) {
-			return
+		if retry.Sleep(r.Context(), pace.FirstChunk+time.Duration(max(len(chunks)-1, 0))*pace.PerChunk) != nil {
+			return // the client went away
 		}
 		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 		json.NewEncoder(w).Encode(response(req, answer, answer.Text, true))
@@ -273,8 +273,8 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		if i == 0 {
 			wait = pace.FirstChunk
 		}
-		if !sleep(r.Context(), wait) {
-			return
+		if retry.Sleep(r.Context(), wait) != nil {
+			return // the client went away
 		}
 		if answer.CutAfter > 0 && i == answer.CutAfter {
 			panic(http.ErrAbortHandler) // the server drops the connection mid-response
@@ -284,21 +284,6 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		if flusher != nil {
 			flusher.Flush()
 		}
-	}
-}
-
-// sleep waits for d, or reports false if the client went away first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
 	"cloud.google.com/go/speech/apiv2/speechpb"
 	"cloud.google.com/go/texttospeech/apiv1/texttospeechpb"
+	"github.com/patternai/whatsapp-node/retry"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -283,8 +284,8 @@ func (v speechService) Recognize(ctx context.Context, req *speechpb.RecognizeReq
 	if err != nil {
 		return nil, err
 	}
-	if err := sleep(ctx, delay); err != nil {
-		return nil, err
+	if err := retry.Sleep(ctx, delay); err != nil {
+		return nil, status.FromContextError(err).Err()
 	}
 	return resp, nil
 }
@@ -299,18 +300,6 @@ func (s *Server) recognizeOutcome(req *speechpb.RecognizeRequest) (*speechpb.Rec
 		return nil, 0, err
 	}
 	return &speechpb.RecognizeResponse{Results: s.results()}, s.pace.Recognize, nil
-}
-
-// sleep waits for d, or returns the gRPC status of ctx's end.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // BatchRecognize answers with an operation whose response holds an inline
@@ -390,8 +379,8 @@ func (v ttsService) SynthesizeSpeech(ctx context.Context, req *texttospeechpb.Sy
 			return nil, status.Errorf(codes.Internal, "speechtest: voice: %v", err)
 		}
 	}
-	if err := sleep(ctx, delay); err != nil {
-		return nil, err
+	if err := retry.Sleep(ctx, delay); err != nil {
+		return nil, status.FromContextError(err).Err()
 	}
 	return &texttospeechpb.SynthesizeSpeechResponse{AudioContent: audio}, nil
 }
