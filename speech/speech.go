@@ -19,7 +19,8 @@
 // cuts the growing text at sentence ends, the pieces are synthesized
 // concurrently, and their audio is joined in order into one voice note.
 // Either way the voice speaks the answer's language (AnswerLanguage,
-// DefaultVoices).
+// DefaultVoices): Synthesize judges it on the whole text, SpeakStream on its
+// first piece.
 package speech
 
 import (

@@ -38,7 +38,8 @@ type piece struct {
 // New), so policy is the one retry layer of these calls: the caller must not
 // retry SpeakStream as a whole. The language is
 // chosen from the first piece (see AnswerLanguage, with language as the hint)
-// and kept for the whole note. The limits of Synthesize apply: speech past
+// and kept for the whole note: a caller that judged the whole answer can only
+// pass its judgement as the hint. The limits of Synthesize apply: speech past
 // maxSpokenRunes characters or maxAudioBytes of audio is left out.
 //
 // SpeakStream reads text to its end even when synthesis fails, so that the
