@@ -181,9 +181,8 @@ func buildContents(history []Turn, p Prompt) ([]*genai.Content, error) {
 	return append(contents, genai.NewContentFromParts(parts, genai.RoleUser)), nil
 }
 
-// answerText joins the text parts of the first candidate, leaving out the
-// model's thoughts. It is used instead of GenerateContentResponse.Text, which
-// writes warnings to the standard logger.
+// answerText is the text of the first candidate, or ErrNoAnswer saying why
+// there is none.
 func answerText(resp *genai.GenerateContentResponse) (string, error) {
 	if fb := resp.PromptFeedback; fb != nil && fb.BlockReason != "" {
 		return "", noAnswer("prompt blocked: "+string(fb.BlockReason), fb.BlockReasonMessage)
@@ -191,20 +190,29 @@ func answerText(resp *genai.GenerateContentResponse) (string, error) {
 	if len(resp.Candidates) == 0 {
 		return "", noAnswer("no candidates", "")
 	}
-	cand := resp.Candidates[0]
-	var b strings.Builder
-	if cand.Content != nil {
-		for _, part := range cand.Content.Parts {
-			if !part.Thought {
-				b.WriteString(part.Text)
-			}
-		}
-	}
-	text := strings.TrimSpace(b.String())
+	text := strings.TrimSpace(candidateText(resp))
 	if text == "" {
+		cand := resp.Candidates[0]
 		return "", noAnswer("finish reason "+string(cand.FinishReason), cand.FinishMessage)
 	}
 	return text, nil
+}
+
+// candidateText joins the text parts of the first candidate, leaving out
+// the model's thoughts: the whole answer of a call, or one piece of a stream.
+// It is used instead of GenerateContentResponse.Text, which writes warnings
+// to the standard logger.
+func candidateText(resp *genai.GenerateContentResponse) string {
+	if len(resp.Candidates) == 0 || resp.Candidates[0].Content == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, part := range resp.Candidates[0].Content.Parts {
+		if !part.Thought {
+			b.WriteString(part.Text)
+		}
+	}
+	return b.String()
 }
 
 // noAnswer wraps ErrNoAnswer with the reason and Vertex's explanation, if any.

@@ -69,7 +69,7 @@ func (c *Client) GenerateStream(ctx context.Context, history []Turn, p Prompt) *
 			if resp.PromptFeedback != nil && resp.PromptFeedback.BlockReason != "" {
 				break // answerText reports it below
 			}
-			delta := deltaText(resp)
+			delta := candidateText(resp)
 			if delta == "" {
 				continue
 			}
@@ -106,18 +106,3 @@ func (s *Stream) Err() error { return s.err }
 
 // Usage is the token count of the call, known once Text has ended.
 func (s *Stream) Usage() Usage { return s.usage }
-
-// deltaText is the text of one streamed chunk's first candidate, without the
-// model's thoughts.
-func deltaText(resp *genai.GenerateContentResponse) string {
-	if len(resp.Candidates) == 0 || resp.Candidates[0].Content == nil {
-		return ""
-	}
-	var b strings.Builder
-	for _, part := range resp.Candidates[0].Content.Parts {
-		if !part.Thought {
-			b.WriteString(part.Text)
-		}
-	}
-	return b.String()
-}

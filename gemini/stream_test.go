@@ -114,6 +114,35 @@ func TestGenerateStreamPace(t *testing.T) {
 	}
 }
 
+// TestGenerateStreamPaceFirstOnly checks that a pace with only a first delay
+// waits before the first piece alone, as Pace says.
+func TestGenerateStreamPaceFirstOnly(t *testing.T) {
+	t.Parallel()
+	c, s := fakeClient(t)
+	const first = 300 * time.Millisecond
+	s.SetPace(geminitest.Pace{FirstChunk: first})
+	s.Enqueue(geminitest.Answer{Text: "One. Two. Three."})
+
+	start := time.Now()
+	var arrivals []time.Duration
+	for _, err := range c.GenerateStream(t.Context(), nil, gemini.Prompt{Text: "Count"}).Text() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		arrivals = append(arrivals, time.Since(start))
+	}
+
+	if len(arrivals) != 3 {
+		t.Fatalf("got %d pieces, want 3", len(arrivals))
+	}
+	if arrivals[0] < first {
+		t.Errorf("first piece arrived after %v, before its pace allows (%v)", arrivals[0], first)
+	}
+	if gap := arrivals[2] - arrivals[0]; gap >= first {
+		t.Errorf("last piece arrived %v after the first, want the later pieces without the first delay", gap)
+	}
+}
+
 func TestGenerateStreamNoAnswer(t *testing.T) {
 	t.Parallel()
 	c, s := fakeClient(t)

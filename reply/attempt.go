@@ -347,6 +347,10 @@ func (a *attempt) generate(ctx context.Context, turns []gemini.Turn, prompt gemi
 		a.record("llm_ms", ms(time.Since(start)))
 		a.used(s.Usage())
 		st.Answer = s.Answer()
+		// The whole answer's language, for the log and the stage. It does
+		// not choose this voice note's voice: SpeakStream chose that from
+		// the first piece, with the user's language as the hint. A retry
+		// that speaks the staged answer gives it as the hint instead.
 		st.Language = speech.AnswerLanguage(st.Answer, st.Language)
 		a.stageAnswer(ctx, st)
 		return st, note, nil
@@ -367,6 +371,8 @@ func (a *attempt) hear(ctx context.Context, turns []gemini.Turn, audio gemini.At
 		return nil, nil, fmt.Errorf("answer voice note: %w", err)
 	}
 	a.used(h.Usage)
+	// The whole answer's language is staged and is the hint SpeakStream
+	// chooses the voice with; the voice follows the first piece it speaks.
 	st := &staged{Question: h.Transcript, Answer: h.Answer, Language: speech.AnswerLanguage(h.Answer, h.Language)}
 	a.stageAnswer(ctx, st)
 	var note *voiceNote
@@ -430,10 +436,7 @@ func (a *attempt) fallback(ctx context.Context, cause error) error {
 	if err := a.settleUncertain(ctx); err != nil {
 		return fmt.Errorf("%w (no fallback yet: %w)", cause, err)
 	}
-	err := a.sendPart(ctx, store.FallbackPart, func(ctx context.Context, tag string) error {
-		_, err := a.p.deps.Messenger.SendText(ctx, a.job.PhoneNumberID, a.job.Sender, a.p.opts.Fallback, graphapi.Tag(tag))
-		return err
-	})
+	err := a.sendMessage(ctx, store.FallbackPart, a.p.opts.Fallback)
 	switch {
 	case err == nil:
 		return nil
@@ -448,7 +451,7 @@ func (a *attempt) fallback(ctx context.Context, cause error) error {
 		a.log.Error("user unreachable; giving up", "error", err)
 		return nil
 	default:
-		return fmt.Errorf("send fallback: %w", err)
+		return err
 	}
 }
 

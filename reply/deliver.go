@@ -42,7 +42,7 @@ func (a *attempt) deliver(ctx context.Context, st *staged, note *voiceNote, want
 	if wantText {
 		// In both mode the text leaves as soon as the answer exists, while
 		// the voice note is still being synthesized.
-		wg.Go(func() { textErr = a.sendText(ctx, partText, st.Answer) })
+		wg.Go(func() { textErr = a.sendText(ctx, st.Answer) })
 	}
 	var audioErr error
 	if note != nil {
@@ -64,26 +64,33 @@ func (a *attempt) deliver(ctx context.Context, st *staged, note *voiceNote, want
 		return nil
 	}
 	a.log.Error("voice note not sent; answering with text", "error", audioErr)
-	return a.sendText(ctx, partText, st.Answer)
+	return a.sendText(ctx, st.Answer)
 }
 
-// sendText sends body as text, one part per message Graph takes (a body over
-// 4096 characters takes several), each exactly once.
-func (a *attempt) sendText(ctx context.Context, part, body string) error {
-	for i, chunk := range graphapi.SplitText(body) {
-		name := part + "." + strconv.Itoa(i+1)
-		if part == partNotice {
-			name = part
+// sendText sends the answer as text, one part per message Graph takes (an
+// answer over 4096 characters takes several: "text.1", "text.2", ...), each
+// exactly once.
+func (a *attempt) sendText(ctx context.Context, answer string) error {
+	for i, chunk := range graphapi.SplitText(answer) {
+		if err := a.sendMessage(ctx, partText+"."+strconv.Itoa(i+1), chunk); err != nil {
+			return err
 		}
-		_, err := timed(a, "send_text", func() (struct{}, error) {
-			return struct{}{}, a.sendPart(ctx, name, func(ctx context.Context, tag string) error {
-				_, err := a.p.deps.Messenger.SendText(ctx, a.job.PhoneNumberID, a.job.Sender, chunk, graphapi.Tag(tag))
-				return err
-			})
+	}
+	return nil
+}
+
+// sendMessage sends body as the text of part, exactly once. A body over 4096
+// characters (a long notice) leaves as the several messages SendText makes of
+// it, all of them the one part.
+func (a *attempt) sendMessage(ctx context.Context, part, body string) error {
+	_, err := timed(a, "send_text", func() (struct{}, error) {
+		return struct{}{}, a.sendPart(ctx, part, func(ctx context.Context, tag string) error {
+			_, err := a.p.deps.Messenger.SendText(ctx, a.job.PhoneNumberID, a.job.Sender, body, graphapi.Tag(tag))
+			return err
 		})
-		if err != nil {
-			return fmt.Errorf("send text: %w", err)
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("send %s: %w", part, err)
 	}
 	return nil
 }

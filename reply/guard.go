@@ -69,6 +69,9 @@ const (
 	DefaultNoticeCeiling = "I can't answer any more messages today. Please try again tomorrow."
 )
 
+// hasCeiling reports whether the number's day has a ceiling.
+func (g Guard) hasCeiling() bool { return g.DailyMessages > 0 || g.DailyCostUSD > 0 }
+
 func (g Guard) withDefaults() Guard {
 	n := &g.Notices
 	n.Minute = cmp.Or(n.Minute, DefaultNoticeMinute)
@@ -156,12 +159,12 @@ func (a *attempt) serve(ctx context.Context, k kind, userText string) error {
 	case quiet:
 		return nil
 	case notice != "":
-		return a.sendText(ctx, partNotice, notice)
+		return a.sendMessage(ctx, partNotice, notice)
 	}
 	err = a.answer(ctx, k, userText)
 	if over, ok := errors.AsType[*overCap](err); ok {
 		a.log.Info("not answered: over a size cap", "cap", over.cap)
-		return a.sendText(ctx, partNotice, over.notice)
+		return a.sendMessage(ctx, partNotice, over.notice)
 	}
 	if err == nil {
 		a.spend(ctx)
@@ -216,26 +219,28 @@ func (a *attempt) screen(ctx context.Context, k kind, userText string) (notice s
 		a.log.Info("not answered: over a size cap", "cap", "text", "chars", utf8.RuneCountInString(userText))
 		return g.Notices.TextTooLong, false, nil
 	}
-	return a.ceiling(ctx)
+	notice, err = a.ceiling(ctx)
+	return notice, false, err
 }
 
-// ceiling checks the number's spending today against the daily ceiling.
-// The spending is read before the reply and added after it, so replies in
-// flight when it is reached can pass it: by at most as many as are answered
-// at once (CONCURRENCY times MAX_INSTANCES).
-func (a *attempt) ceiling(ctx context.Context) (notice string, quiet bool, _ error) {
+// ceiling checks the number's spending today against the daily ceiling,
+// and returns the notice to send instead of an answer, if any. The spending
+// is read before the reply and added after it, so replies in flight when it
+// is reached can pass it: by at most as many as are answered at once
+// (CONCURRENCY times MAX_INSTANCES).
+func (a *attempt) ceiling(ctx context.Context) (notice string, _ error) {
 	g := a.p.opts.Guard
-	if g.DailyMessages <= 0 && g.DailyCostUSD <= 0 {
-		return "", false, nil
+	if !g.hasCeiling() {
+		return "", nil
 	}
 	number := a.job.PhoneNumberID
 	sp, err := a.p.deps.Store.Spending(ctx, number)
 	if err != nil {
-		return "", false, err
+		return "", err
 	}
 	usd := float64(sp.Micros) / 1e6
 	if !(g.DailyMessages > 0 && sp.Messages >= g.DailyMessages) && !(g.DailyCostUSD > 0 && usd >= g.DailyCostUSD) {
-		return "", false, nil
+		return "", nil
 	}
 	switch first, err := a.p.deps.Store.FirstOverCeiling(ctx, number); {
 	case err != nil:
@@ -246,9 +251,9 @@ func (a *attempt) ceiling(ctx context.Context) (notice string, quiet bool, _ err
 	}
 	if g.CeilingTextOnly {
 		a.p.opts.Mode = Text // a.p is this job's own (see forJob)
-		return "", false, nil
+		return "", nil
 	}
-	return g.Notices.Ceiling, false, nil
+	return g.Notices.Ceiling, nil
 }
 
 // List prices (USD) the daily ceiling estimates a reply's cost with: Gemini
@@ -265,8 +270,7 @@ const (
 // (the figures of its summary line), to the number's day. A failure is
 // logged, not returned: the user has the answer.
 func (a *attempt) spend(ctx context.Context) {
-	g := a.p.opts.Guard
-	if g.DailyMessages <= 0 && g.DailyCostUSD <= 0 {
+	if !a.p.opts.Guard.hasCeiling() {
 		return
 	}
 	a.mu.Lock()

@@ -398,6 +398,23 @@ func TestOtherMessageTypes(t *testing.T) {
 	}
 }
 
+// TestLongNotice checks that a notice too long for one message reaches the
+// user whole, in the messages Graph takes.
+func TestLongNotice(t *testing.T) {
+	t.Parallel()
+	notice := strings.Repeat("I read only text and voice notes. ", 150)
+	h := newHarness(t, reply.Options{Mode: reply.Text, Unsupported: notice})
+	h.handle(t, job(t, "location.json"))
+	var want []string
+	for _, piece := range graphapi.SplitText(notice) {
+		want = append(want, "text:"+piece)
+	}
+	if len(want) < 2 {
+		t.Fatalf("the notice fits one message (%d characters); the test needs a longer one", len(notice))
+	}
+	h.wantSent(t, want...)
+}
+
 func TestAttachmentsGoToModel(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

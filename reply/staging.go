@@ -14,8 +14,8 @@ import (
 type staged struct {
 	Question string `json:"question"`
 	Answer   string `json:"answer"`
-	// Language is the answer's, which its voice speaks (see
-	// speech.AnswerLanguage).
+	// Language is the whole answer's (see speech.AnswerLanguage): the hint
+	// with which SpeakStream chooses a retry's voice from its first piece.
 	Language string `json:"language,omitempty"`
 }
 

@@ -19,7 +19,8 @@
 // cuts the growing text at sentence ends, the pieces are synthesized
 // concurrently, and their audio is joined in order into one voice note.
 // Either way the voice speaks the answer's language (AnswerLanguage,
-// DefaultVoices).
+// DefaultVoices): Synthesize judges it on the whole text, SpeakStream on its
+// first piece.
 package speech
 
 import (
@@ -379,15 +380,11 @@ func (c *Client) Synthesize(ctx context.Context, text, language string) (Speech,
 		files[i] = b
 		chars += utf8.RuneCountInString(part)
 	}
-	audio, err := joinCapped(files)
+	sp, err := voiceNote(files, language, chars)
 	if err != nil {
 		return Speech{}, fmt.Errorf("synthesize speech: %w", err)
 	}
-	length, err := OggDuration(audio)
-	if err != nil {
-		return Speech{}, fmt.Errorf("synthesize speech: %w", err)
-	}
-	return Speech{Audio: audio, Seconds: length.Seconds(), Language: language, Chars: chars}, nil
+	return sp, nil
 }
 
 // synthesize speaks one request's text as an OGG/Opus file.

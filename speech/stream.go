@@ -38,7 +38,8 @@ type piece struct {
 // New), so policy is the one retry layer of these calls: the caller must not
 // retry SpeakStream as a whole. The language is
 // chosen from the first piece (see AnswerLanguage, with language as the hint)
-// and kept for the whole note. The limits of Synthesize apply: speech past
+// and kept for the whole note: a caller that judged the whole answer can only
+// pass its judgement as the hint. The limits of Synthesize apply: speech past
 // maxSpokenRunes characters or maxAudioBytes of audio is left out.
 //
 // SpeakStream reads text to its end even when synthesis fails, so that the
@@ -129,13 +130,23 @@ func (c *Client) SpeakStream(ctx context.Context, text iter.Seq2[string, error],
 	if err := context.Cause(ctx); err != nil {
 		return Speech{}, fmt.Errorf("speak stream: %w", err)
 	}
-	audio, err := joinCapped(files)
+	sp, err := voiceNote(files, language, chars)
 	if err != nil {
 		return Speech{}, fmt.Errorf("speak stream: %w", err)
 	}
+	return sp, nil
+}
+
+// voiceNote joins the spoken files into one voice note (see joinCapped) and
+// measures it.
+func voiceNote(files [][]byte, language string, chars int) (Speech, error) {
+	audio, err := joinCapped(files)
+	if err != nil {
+		return Speech{}, err
+	}
 	length, err := OggDuration(audio)
 	if err != nil {
-		return Speech{}, fmt.Errorf("speak stream: %w", err)
+		return Speech{}, err
 	}
 	return Speech{Audio: audio, Seconds: length.Seconds(), Language: language, Chars: chars}, nil
 }

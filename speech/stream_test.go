@@ -2,6 +2,7 @@ package speech
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"iter"
@@ -69,7 +70,7 @@ func TestSpeakStreamOrder(t *testing.T) {
 	for i, s := range sentences {
 		audioOf[s] = files[i%len(files)]
 	}
-	srv.SetAudioFunc(func(text string) []byte { return audioOf[text] })
+	srv.SetVoice(func(_ context.Context, text, _ string) ([]byte, error) { return audioOf[text], nil })
 	srv.SetPace(speechtest.Pace{PerChar: time.Millisecond})
 
 	read := 0

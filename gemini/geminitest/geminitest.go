@@ -14,7 +14,6 @@ package geminitest
 
 import (
 	"cmp"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/patternai/whatsapp-node/gemini"
+	"github.com/patternai/whatsapp-node/retry"
 	"google.golang.org/genai"
 )
 
@@ -48,10 +48,8 @@ type Request struct {
 // UserText returns the text of the last user content, the message being
 // answered.
 func (r Request) UserText() string {
-	for i := len(r.Contents) - 1; i >= 0; i-- {
-		if c := r.Contents[i]; c != nil && c.Role == genai.RoleUser {
-			return contentText(c)
-		}
+	if c := r.lastUser(); c != nil {
+		return contentText(c)
 	}
 	return ""
 }
@@ -59,15 +57,25 @@ func (r Request) UserText() string {
 // Attachments returns the files (images, documents) of the last user
 // content.
 func (r Request) Attachments() []*genai.Blob {
+	c := r.lastUser()
+	if c == nil {
+		return nil
+	}
 	var out []*genai.Blob
+	for _, p := range c.Parts {
+		if p != nil && p.InlineData != nil {
+			out = append(out, p.InlineData)
+		}
+	}
+	return out
+}
+
+// lastUser returns the last user content, the message being answered, or
+// nil when there is none.
+func (r Request) lastUser() *genai.Content {
 	for i := len(r.Contents) - 1; i >= 0; i-- {
 		if c := r.Contents[i]; c != nil && c.Role == genai.RoleUser {
-			for _, p := range c.Parts {
-				if p != nil && p.InlineData != nil {
-					out = append(out, p.InlineData)
-				}
-			}
-			return out
+			return c
 		}
 	}
 	return nil
@@ -255,8 +263,8 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	}
 	if !stream {
 		// A unary call answers when the whole answer would have been written.
-		if !sleep(r.Context(), pace.FirstChunk+time.Duration(max(len(chunks)-1, 0))*pace.PerChunk) {
-			return
+		if retry.Sleep(r.Context(), pace.FirstChunk+time.Duration(max(len(chunks)-1, 0))*pace.PerChunk) != nil {
+			return // the client went away
 		}
 		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 		json.NewEncoder(w).Encode(response(req, answer, answer.Text, true))
@@ -269,8 +277,12 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		chunks = []string{""} // one event that says why there is no answer
 	}
 	for i, chunk := range chunks {
-		if !sleep(r.Context(), cmp.Or(pace.PerChunk*time.Duration(min(i, 1)), pace.FirstChunk)) {
-			return
+		wait := pace.PerChunk
+		if i == 0 {
+			wait = pace.FirstChunk
+		}
+		if retry.Sleep(r.Context(), wait) != nil {
+			return // the client went away
 		}
 		if answer.CutAfter > 0 && i == answer.CutAfter {
 			panic(http.ErrAbortHandler) // the server drops the connection mid-response
@@ -280,21 +292,6 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		if flusher != nil {
 			flusher.Flush()
 		}
-	}
-}
-
-// sleep waits for d, or reports false if the client went away first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -328,17 +325,18 @@ func (s *Server) next(req Request) (Answer, int, Pace) {
 	if s.failIf != nil && s.failIf() {
 		return Answer{}, s.failIfStatus, s.pace
 	}
+	audio := req.hasAudio()
 	var a Answer
 	switch {
 	case len(s.answers) > 0:
 		a = s.answers[0]
 		s.answers = s.answers[1:]
-	case req.hasAudio():
+	case audio:
 		a = Answer{Text: "You said: " + s.heard}
 	default:
 		a = Answer{Text: s.echo(req)}
 	}
-	if req.hasAudio() && req.GenerationConfig != nil && req.GenerationConfig.ResponseMIMEType == "application/json" {
+	if audio && req.GenerationConfig != nil && req.GenerationConfig.ResponseMIMEType == "application/json" {
 		a = s.heardAnswer(a)
 	}
 	return a, 0, s.pace
@@ -387,14 +385,9 @@ func (s *Server) heardAnswer(a Answer) Answer {
 
 // hasAudio reports whether the message being answered carries audio.
 func (r Request) hasAudio() bool {
-	for i := len(r.Contents) - 1; i >= 0; i-- {
-		if c := r.Contents[i]; c != nil && c.Role == genai.RoleUser {
-			for _, p := range c.Parts {
-				if p != nil && p.InlineData != nil && strings.HasPrefix(p.InlineData.MIMEType, "audio/") {
-					return true
-				}
-			}
-			return false
+	for _, b := range r.Attachments() {
+		if strings.HasPrefix(b.MIMEType, "audio/") {
+			return true
 		}
 	}
 	return false

@@ -22,6 +22,7 @@ import (
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
 	"cloud.google.com/go/speech/apiv2/speechpb"
 	"cloud.google.com/go/texttospeech/apiv1/texttospeechpb"
+	"github.com/patternai/whatsapp-node/retry"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -74,7 +75,6 @@ type Server struct {
 	transcript   string
 	language     string
 	audio        [][]byte
-	audioFor     func(text string) []byte
 	voice        Voice
 	synthesized  int
 	pace         Pace
@@ -165,16 +165,6 @@ func (s *Server) SetVoice(voice Voice) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.voice = voice
-}
-
-// SetAudioFunc makes SynthesizeSpeech answer each request with the audio f
-// returns for its text, so a test can tell which piece is which in a joined
-// voice note whatever order the calls arrive in. nil goes back to SetAudio's
-// files.
-func (s *Server) SetAudioFunc(f func(text string) []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.audioFor = f
 }
 
 // Pace is how long calls take. SynthesizeSpeech takes Base, plus PerChar
@@ -283,8 +273,8 @@ func (v speechService) Recognize(ctx context.Context, req *speechpb.RecognizeReq
 	if err != nil {
 		return nil, err
 	}
-	if err := sleep(ctx, delay); err != nil {
-		return nil, err
+	if err := retry.Sleep(ctx, delay); err != nil {
+		return nil, status.FromContextError(err).Err()
 	}
 	return resp, nil
 }
@@ -299,18 +289,6 @@ func (s *Server) recognizeOutcome(req *speechpb.RecognizeRequest) (*speechpb.Rec
 		return nil, 0, err
 	}
 	return &speechpb.RecognizeResponse{Results: s.results()}, s.pace.Recognize, nil
-}
-
-// sleep waits for d, or returns the gRPC status of ctx's end.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return status.FromContextError(ctx.Err()).Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // BatchRecognize answers with an operation whose response holds an inline
@@ -368,8 +346,8 @@ type ttsService struct {
 }
 
 // SynthesizeSpeech reads the text with the voice SetVoice set or, without
-// one, returns the next audio file whatever the text (or the file
-// SetAudioFunc picks for it), after the time SetPace sets. It rejects what the
+// one, returns the next audio file whatever the text, after the time SetPace
+// sets. It rejects what the
 // real service rejects: input over 5000 bytes, and encodings other than
 // OGG_OPUS, which this fake has no audio for.
 func (v ttsService) SynthesizeSpeech(ctx context.Context, req *texttospeechpb.SynthesizeSpeechRequest) (*texttospeechpb.SynthesizeSpeechResponse, error) {
@@ -390,8 +368,8 @@ func (v ttsService) SynthesizeSpeech(ctx context.Context, req *texttospeechpb.Sy
 			return nil, status.Errorf(codes.Internal, "speechtest: voice: %v", err)
 		}
 	}
-	if err := sleep(ctx, delay); err != nil {
-		return nil, err
+	if err := retry.Sleep(ctx, delay); err != nil {
+		return nil, status.FromContextError(err).Err()
 	}
 	return &texttospeechpb.SynthesizeSpeechResponse{AudioContent: audio}, nil
 }
@@ -418,8 +396,6 @@ func (s *Server) synthesizeOutcome(req *texttospeechpb.SynthesizeSpeechRequest) 
 		if text == "" {
 			return nil, nil, 0, status.Error(codes.Unimplemented, "speechtest: the voice reads text input only")
 		}
-	case s.audioFor != nil:
-		audio = s.audioFor(text)
 	case len(s.audio) == 0:
 		return nil, nil, 0, status.Error(codes.Internal, "speechtest: no audio set")
 	default:

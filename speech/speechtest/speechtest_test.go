@@ -100,9 +100,9 @@ func TestPace(t *testing.T) {
 	}
 }
 
-// TestAudioFunc checks that audio can be chosen by text, and that the peak
-// of concurrent calls is counted.
-func TestAudioFunc(t *testing.T) {
+// TestVoiceByText checks that a voice can choose the audio by the text, and
+// that the peak of concurrent calls is counted.
+func TestVoiceByText(t *testing.T) {
 	t.Parallel()
 	srv := speechtest.NewServer(t)
 	c, err := texttospeech.NewClient(t.Context(), srv.ClientOptions()...)
@@ -111,7 +111,7 @@ func TestAudioFunc(t *testing.T) {
 	}
 	defer c.Close()
 	files := speechtest.TTSAudio()
-	srv.SetAudioFunc(func(text string) []byte { return files[len(text)%2] })
+	srv.SetVoice(func(_ context.Context, text, _ string) ([]byte, error) { return files[len(text)%2], nil })
 	srv.SetPace(speechtest.Pace{Base: 30 * time.Millisecond})
 	ogg := &texttospeechpb.AudioConfig{AudioEncoding: texttospeechpb.AudioEncoding_OGG_OPUS}
 
