@@ -266,12 +266,17 @@ func oneOf[T ~string](r *reader, name string, def T, allowed ...T) T {
 	if slices.Contains(allowed, v) {
 		return v
 	}
-	names := make([]string, len(allowed))
-	for i, a := range allowed {
-		names[i] = string(a)
-	}
-	r.fail("%s=%q: want one of %s", name, v, strings.Join(names, ", "))
+	r.fail("%s=%q: want one of %s", name, v, joinNames(allowed))
 	return def
+}
+
+// joinNames lists values for an error message: "audio, text, both".
+func joinNames[T ~string](values []T) string {
+	names := make([]string, len(values))
+	for i, v := range values {
+		names[i] = string(v)
+	}
+	return strings.Join(names, ", ")
 }
 
 func (r *reader) duration(name string, def time.Duration) time.Duration {
