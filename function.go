@@ -5,7 +5,6 @@ package whatsappnode
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,7 +35,9 @@ func init() {
 	// serving, instead of answering 500 to every webhook.
 	if os.Getenv("K_SERVICE") != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-		err := Start(ctx, os.Getenv, os.Stdout)
+		startMu.Lock()
+		err := start(ctx, os.Getenv, os.Stdout)
+		startMu.Unlock()
 		cancel()
 		if err != nil {
 			startLog.Error("cannot start", "error", err.Error())
@@ -53,23 +54,12 @@ var (
 	startLog = logging.New(os.Stdout, slog.LevelInfo)
 )
 
-// Start reads the configuration through getenv, builds the service and every
+// start reads the configuration through getenv, builds the service and every
 // client it uses, and makes Webhook serve it; logs go to logs. It returns
 // every configuration problem at once, or the first client that could not be
 // built. On SIGINT or SIGTERM the service drains its queue and the process
 // exits, because the Functions Framework owns the server and has no shutdown
-// hook of its own. Cloud Run starts it from init; cmd/local calls it before it
-// serves, so that a bad setting stops it with the list instead of serving 500s.
-func Start(ctx context.Context, getenv func(string) string, logs io.Writer) error {
-	startMu.Lock()
-	defer startMu.Unlock()
-	if running.Load() != nil {
-		return errors.New("the service is already started")
-	}
-	return start(ctx, getenv, logs)
-}
-
-// start does Start's work; startMu is held.
+// hook of its own. The caller holds startMu.
 func start(ctx context.Context, getenv func(string) string, logs io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -113,10 +103,10 @@ func Webhook(w http.ResponseWriter, r *http.Request) {
 	svc.ServeHTTP(w, r)
 }
 
-// started returns the running service. When nothing has started one (a
-// Functions Framework harness that serves Webhook without calling Start), it
-// starts one from the process's environment. A failure is not kept: the next
-// request tries again, so a fixed setting or a recovered backend is picked up.
+// started returns the running service. When init has not started one (off
+// Cloud Run), it starts one from the process's environment. A failure is not
+// kept: the next request tries again, so a fixed setting or a recovered
+// backend is picked up.
 func started() (*service.Service, error) {
 	if svc := running.Load(); svc != nil {
 		return svc, nil

@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/patternai/whatsapp-node/internal/localnet"
 )
 
 // Limits that keep the guarantees in the README true.
@@ -253,21 +253,11 @@ func (r *reader) baseURL(name string) string {
 	if v == "" {
 		return ""
 	}
-	u, err := url.Parse(v)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopbackHost(u.Hostname()))) {
+	if !localnet.PrivateURL(v) {
 		r.fail("%s=%q: want an https URL (plain http only on a loopback address)", name, v)
 		return ""
 	}
 	return v
-}
-
-// loopbackHost reports whether host names this machine.
-func loopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // oneOf reads one of the allowed values, in any case.
@@ -276,12 +266,17 @@ func oneOf[T ~string](r *reader, name string, def T, allowed ...T) T {
 	if slices.Contains(allowed, v) {
 		return v
 	}
-	names := make([]string, len(allowed))
-	for i, a := range allowed {
-		names[i] = string(a)
-	}
-	r.fail("%s=%q: want one of %s", name, v, strings.Join(names, ", "))
+	r.fail("%s=%q: want one of %s", name, v, joinNames(allowed))
 	return def
+}
+
+// joinNames lists values for an error message: "audio, text, both".
+func joinNames[T ~string](values []T) string {
+	names := make([]string, len(values))
+	for i, v := range values {
+		names[i] = string(v)
+	}
+	return strings.Join(names, ", ")
 }
 
 func (r *reader) duration(name string, def time.Duration) time.Duration {

@@ -197,7 +197,7 @@ func (r *reader) numbers() map[string]Number {
 			r.fail("%s: language %q: want a BCP-47 code such as es-ES", at, n.Language)
 		}
 		if n.ReplyMode != "" && !slices.Contains(replyModes, n.ReplyMode) {
-			r.fail("%s: reply_mode %q: want one of audio, text, both, mirror", at, n.ReplyMode)
+			r.fail("%s: reply_mode %q: want one of %s", at, n.ReplyMode, joinNames(replyModes))
 		}
 	}
 	return numbers

@@ -11,10 +11,10 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"net/textproto"
-	"net/url"
+
+	"github.com/patternai/whatsapp-node/internal/localnet"
 )
 
 // Media errors. Both are permanent: the same file fails the same way again.
@@ -154,7 +154,7 @@ func (c *Client) mediaInfo(ctx context.Context, mediaID string, maxBytes int64) 
 // fetchMedia downloads rawURL, reading at most maxBytes. It returns the body and
 // its content type.
 func (c *Client) fetchMedia(ctx context.Context, rawURL string, maxBytes int64) ([]byte, string, error) {
-	if !privateTransport(rawURL) {
+	if !localnet.PrivateURL(rawURL) {
 		return nil, "", ErrInsecureURL
 	}
 	var data []byte
@@ -175,20 +175,6 @@ func (c *Client) fetchMedia(ctx context.Context, rawURL string, maxBytes int64) 
 		return nil
 	})
 	return data, contentType, err
-}
-
-// privateTransport reports whether a bearer token sent to rawURL stays
-// private: over https, or over plain http to this machine (the fakes).
-func privateTransport(rawURL string) bool {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if u.Scheme == "https" {
-		return true
-	}
-	ip := net.ParseIP(u.Hostname())
-	return u.Scheme == "http" && (u.Hostname() == "localhost" || ip != nil && ip.IsLoopback())
 }
 
 // sameDigest compares a digest with one written in hex (Meta's media URL

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"strings"
 
 	"github.com/patternai/whatsapp-node/config"
 	"github.com/patternai/whatsapp-node/gemini"
@@ -84,12 +83,10 @@ func numberSpeech(base speech.Config, n config.Number) speech.Config {
 	}
 	voice := n.Voice
 	if voice == "" {
-		primary, _, _ := strings.Cut(strings.ToLower(n.Language), "-")
-		voice = speech.DefaultVoices[primary]
+		voice = speech.DefaultVoice(n.Language)
 	}
 	if voice != "" {
-		parts := strings.SplitN(voice, "-", 3) // config checked it has three
-		base.TTSVoice, base.TTSLanguage = voice, parts[0]+"-"+parts[1]
+		base.TTSVoice, base.TTSLanguage = voice, speech.VoiceLocale(voice)
 	}
 	return base
 }

@@ -19,6 +19,7 @@ func TestNumberSpeech(t *testing.T) {
 		{config.Number{Language: "es-MX"}, "es-MX", "es-ES-Chirp3-HD-Achernar", "es-ES"},
 		{config.Number{Voice: "fr-FR-Chirp3-HD-Kore"}, "auto", "fr-FR-Chirp3-HD-Kore", "fr-FR"},
 		{config.Number{Voice: "cmn-CN-Chirp3-HD-Kore", Language: "cmn-Hans-CN"}, "cmn-Hans-CN", "cmn-CN-Chirp3-HD-Kore", "cmn-CN"},
+		{config.Number{Language: "no"}, "no", "nb-NO-Chirp3-HD-Achernar", "nb-NO"},       // the table's key for it is nb, as for replies
 		{config.Number{Language: "xx-YY"}, "xx-YY", "en-US-Chirp3-HD-Achernar", "en-US"}, // no voice for it in the table
 	}
 	for _, tt := range tests {

@@ -23,6 +23,7 @@ import (
 	"github.com/patternai/whatsapp-node/gemini"
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/handlers"
+	"github.com/patternai/whatsapp-node/internal/localnet"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/media"
 	"github.com/patternai/whatsapp-node/queue"
@@ -241,14 +242,7 @@ func emulatorOptions(endpoints ...string) []option.ClientOption {
 // loopback reports whether hostport names this machine.
 func loopback(hostport string) bool {
 	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && localnet.Host(host)
 }
 
 // ServeHTTP serves the service's routes.

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/graphapi/graphapitest"
 	"github.com/patternai/whatsapp-node/logging"
+	"github.com/patternai/whatsapp-node/queue/queuetest"
 	"github.com/patternai/whatsapp-node/service"
 	"github.com/patternai/whatsapp-node/speech/speechtest"
 )
@@ -138,14 +138,7 @@ func TestMissingSecretServesNothing(t *testing.T) {
 // set, is the service's OnHandled.
 func startProduction(t *testing.T, env map[string]string, onHandled func(string, error)) (*service.Service, *fakestorage.Server) {
 	t.Helper()
-	for _, v := range []string{"FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"} {
-		if os.Getenv(v) == "" {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not set; CI must start the emulator", v)
-			}
-			t.Skipf("%s is not set; start the emulator to run this test", v)
-		}
-	}
+	requireEmulators(t)
 	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{Host: "127.0.0.1", Scheme: "http", PublicHost: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -163,11 +156,7 @@ func startProduction(t *testing.T, env map[string]string, onHandled func(string,
 	env["GOOGLE_CLOUD_PROJECT"] = fmt.Sprintf("e2e-%d", suffix)
 
 	ctx := context.Background()
-	admin, err := pubsub.NewClient(ctx, env["GOOGLE_CLOUD_PROJECT"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
+	admin := queuetest.PubSub(t, env["GOOGLE_CLOUD_PROJECT"])
 	topicName := "projects/" + env["GOOGLE_CLOUD_PROJECT"] + "/topics/" + topic
 	if _, err := admin.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topicName}); err != nil {
 		t.Fatal(err)

@@ -134,3 +134,17 @@ func (c *Client) voiceFor(language string) *voice {
 type voice struct {
 	Name, Language string
 }
+
+// DefaultVoice is the voice of DefaultVoices for a language tag, found as
+// Synthesize finds it (so cmn-CN and no are spoken too), or "" when the
+// table has none.
+func DefaultVoice(language string) string {
+	return DefaultVoices[languageKey(language)]
+}
+
+// VoiceLocale is the locale a voice's name begins with ("es-ES" for
+// es-ES-Chirp3-HD-Kore), the only one the voice speaks, or "" when the name
+// does not begin with one.
+func VoiceLocale(voice string) string {
+	return voiceLanguage(voice, "")
+}
