@@ -36,7 +36,7 @@ func handshake(token string) *http.Request {
 	return httptest.NewRequest(http.MethodGet, "/webhook?hub.mode=subscribe&hub.verify_token="+token+"&hub.challenge=42", nil)
 }
 
-// TestSetupErrorIsNotKept: served without Start (a bare Functions Framework
+// TestSetupErrorIsNotKept: served without init's start (a bare Functions Framework
 // harness), the function answers 500 while its secrets are missing, without
 // naming the configuration, and serves once they are there: the failure was
 // not cached for the instance's life.

@@ -95,8 +95,10 @@ func DetectLanguage(text string) string {
 
 // AnswerLanguage is the language to speak an answer in: the one its text is
 // written in when that is clear, else hint (the user's language, from speech
-// recognition or the model), else "" for TTS_LANGUAGE. It is the one place
-// that decides the language of a reply's voice.
+// recognition or the model), else "" for TTS_LANGUAGE. It is the one rule
+// for a reply's language: SpeakStream applies it to the answer's first piece
+// to choose the voice, and the pipeline to the whole answer for what it logs
+// and stages.
 func AnswerLanguage(answer, hint string) string {
 	detected := DetectLanguage(answer)
 	if detected == "" || languageKey(hint) == detected {
