@@ -188,16 +188,7 @@ func TestAcceptStrandsNothingOnUnknownOutcome(t *testing.T) {
 		return err
 	}
 	c := newClock()
-	// With the emulator, the client ignores dial options: give it a
-	// connection of our own, with the emulator's owner credentials.
-	conn, err := grpc.NewClient(os.Getenv("FIRESTORE_EMULATOR_HOST"),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(ownerCreds{}),
-		grpc.WithUnaryInterceptor(commitThenTimeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	faulty := emulatorClient(t, option.WithGRPCConn(conn))
+	faulty := interceptedClient(t, commitThenTimeout)
 	prefix := testPrefix()
 	s := newFirestore(faulty, Options{Now: c.Now}, prefix)
 	ids := []string{"a", "b", "c"}
@@ -233,6 +224,23 @@ func TestAcceptStrandsNothingOnUnknownOutcome(t *testing.T) {
 			t.Errorf("redelivery of %s after the grace = %v, want it queued (New or Requeue)", ids[i], a)
 		}
 	}
+}
+
+// interceptedClient is an emulator client whose unary calls go through
+// interceptor, which may count or fail them. With the emulator, the client
+// ignores dial options: it gets a connection of its own, with the emulator's
+// owner credentials.
+func interceptedClient(tb testing.TB, interceptor grpc.UnaryClientInterceptor) *firestore.Client {
+	tb.Helper()
+	conn, err := grpc.NewClient(os.Getenv("FIRESTORE_EMULATOR_HOST"),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(ownerCreds{}),
+		grpc.WithUnaryInterceptor(interceptor))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return emulatorClient(tb, option.WithGRPCConn(conn))
 }
 
 // ownerCreds is what the Firestore client sends the emulator: full access.
