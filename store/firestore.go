@@ -385,7 +385,7 @@ func (s *Firestore) MarkSent(ctx context.Context, id, part string) error {
 
 // Confirm settles a part a status webhook confirmed; see Store.
 func (s *Firestore) Confirm(ctx context.Context, id, part string) error {
-	if err := s.write(ctx, "confirm "+part, id, confirm(part)); !errors.Is(err, errNoMarker) {
+	if err := s.write(ctx, "confirm "+part, id, confirm(part)); !errors.Is(err, errUnchanged) {
 		return err
 	}
 	return nil

@@ -226,6 +226,55 @@ func TestAcceptStrandsNothingOnUnknownOutcome(t *testing.T) {
 	}
 }
 
+// TestConfirmWritesOnlyAChange counts the commits behind a part's statuses.
+// Meta sends up to three per part (sent, delivered, read), and at least once
+// each; only one that settles an uncertain part has anything to write.
+func TestConfirmWritesOnlyAChange(t *testing.T) {
+	var commits atomic.Int32
+	countCommits := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if strings.HasSuffix(method, "/Commit") {
+			commits.Add(1)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	client := interceptedClient(t, countCommits)
+	tests := []struct {
+		name   string
+		before func(s *Firestore, token int) error
+		want   int32
+	}{
+		{"uncertain part", func(s *Firestore, token int) error { return s.StartSend(t.Context(), "m", token, "audio") }, 1},
+		{"part sent by Graph's answer", func(s *Firestore, _ int) error { return s.MarkSent(t.Context(), "m", "audio") }, 0},
+	}
+	for _, tt := range tests {
+		s := newFirestore(client, Options{}, testPrefix())
+		c, err := s.Claim(t.Context(), "m", time.Minute)
+		if err != nil {
+			t.Fatalf("Claim: %v", err)
+		}
+		if err := tt.before(s, c.Attempts); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		commits.Store(0)
+		for range 4 { // sent, delivered, read, and one redelivered
+			if err := s.Confirm(t.Context(), "m", "audio"); err != nil {
+				t.Fatalf("Confirm: %v", err)
+			}
+		}
+		if got := commits.Load(); got != tt.want {
+			t.Errorf("%s: 4 Confirms of the part made %d commits, want %d", tt.name, got, tt.want)
+		}
+	}
+	s := newFirestore(client, Options{}, testPrefix())
+	commits.Store(0)
+	if err := s.Confirm(t.Context(), "gone", "audio"); err != nil {
+		t.Fatalf("Confirm of an unknown message: %v", err)
+	}
+	if got := commits.Load(); got != 0 {
+		t.Errorf("Confirm of an unknown message made %d commits, want 0", got)
+	}
+}
+
 // interceptedClient is an emulator client whose unary calls go through
 // interceptor, which may count or fail them. With the emulator, the client
 // ignores dial options: it gets a connection of its own, with the emulator's

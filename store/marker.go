@@ -9,11 +9,11 @@ import (
 
 // Errors the transitions refuse with that never leave the package: admit
 // reports its refusals as an Admission too, so Accept drops them, and Confirm
-// turns errNoMarker into a no-op.
+// takes errUnchanged for success. A refusal writes nothing.
 var (
 	errDuplicate = errors.New("duplicate message")
 	errPending   = errors.New("message accepted moments ago")
-	errNoMarker  = errors.New("no marker")
+	errUnchanged = errors.New("nothing to change")
 )
 
 // A transition changes a marker at now. It is given the live marker, or the
@@ -168,11 +168,15 @@ func markSent(part string) transition {
 
 // confirm is markSent for a status webhook: it settles a part of a live
 // marker and creates none (a status of a long-forgotten message changes
-// nothing).
+// nothing). A part gets a status for each of sent, delivered and read, and
+// Graph's answer has often recorded it sent before the first: confirm refuses
+// with errUnchanged, so that nothing is written, unless the part is missing
+// from Sent or still uncertain.
 func confirm(part string) transition {
 	return func(m *Marker, now time.Time) error {
-		if m.State == "" {
-			return errNoMarker
+		_, uncertain := m.Uncertain(part)
+		if m.State == "" || slices.Contains(m.Sent, part) && !uncertain {
+			return errUnchanged
 		}
 		return markSent(part)(m, now)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -26,6 +27,38 @@ func TestAdmitOverwritesEarlierRun(t *testing.T) {
 		}
 		if got != c.want {
 			t.Errorf("admit of a marker %s after an earlier New: got %v, want %v", c.m.State, got, c.want)
+		}
+	}
+}
+
+// TestConfirm checks which statuses confirm records: a part gets up to three
+// (sent, delivered, read), and each would otherwise be a store write.
+func TestConfirm(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	started := map[string]time.Time{"audio": now.Add(-time.Second)}
+	tests := []struct {
+		name    string
+		m       Marker
+		wantErr error // errUnchanged: nothing to write
+	}{
+		{"no marker", Marker{}, errUnchanged},
+		{"uncertain", Marker{State: Processing, Sending: started}, nil},
+		{"not recorded at all", Marker{State: Processing}, nil},
+		{"sent", Marker{State: Processing, Sent: []string{"text.1", "audio"}}, errUnchanged},
+		{"sent and uncertain again", Marker{State: Processing, Sent: []string{"audio"}, Sending: started}, nil},
+		{"another part sent", Marker{State: Replied, Sent: []string{"text.1"}}, nil},
+	}
+	for _, tt := range tests {
+		m := tt.m.clone()
+		err := confirm("audio")(&m, now)
+		if !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: confirm(audio) = %v, want %v", tt.name, err, tt.wantErr)
+		}
+		if err != nil {
+			continue
+		}
+		if _, ok := m.Uncertain("audio"); ok || !slices.Contains(m.Sent, "audio") {
+			t.Errorf("%s: after confirm(audio): sent %q, sending %v; want audio sent", tt.name, m.Sent, m.Sending)
 		}
 	}
 }

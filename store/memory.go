@@ -96,7 +96,7 @@ func (s *Memory) MarkSent(_ context.Context, id, part string) error {
 
 // Confirm settles a part a status webhook confirmed; see Store.
 func (s *Memory) Confirm(_ context.Context, id, part string) error {
-	if _, err := s.locked(id, confirm(part)); !errors.Is(err, errNoMarker) {
+	if _, err := s.locked(id, confirm(part)); !errors.Is(err, errUnchanged) {
 		return err
 	}
 	return nil

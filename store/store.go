@@ -167,7 +167,10 @@ type Store interface {
 	// lease, so the fact is kept and a later Claim resumes after it.
 	MarkSent(ctx context.Context, id, part string) error
 	// Confirm settles part as delivered when a status webhook echoed its tag.
-	// It changes nothing when the message has no live marker.
+	// It writes nothing when the message has no live marker, or when part is
+	// already recorded sent and not uncertain: a part gets up to three
+	// statuses (sent, delivered, read), and once one settled it the others
+	// change nothing.
 	Confirm(ctx context.Context, id, part string) error
 	// Unclaim hands a claimed message back before its lease ends: the attempt
 	// failed in a way a later try may not, and that try need not wait.

@@ -511,14 +511,29 @@ func testSends(t *testing.T, newStore newStoreFunc) {
 		f := newFixture(t, newStore)
 		c := f.claim(t, "m", time.Minute)
 		f.StartSend(ctx, "m", c.Attempts, "audio")
-		for range 2 { // statuses arrive at least once
+		if err := f.Confirm(ctx, "m", "audio"); err != nil {
+			t.Fatal(err)
+		}
+		confirmed := f.clock.Now()
+		// The part's other statuses (delivered, read, and redeliveries)
+		// change nothing, not even UpdatedAt.
+		for range 3 {
+			f.clock.Advance(time.Second)
 			if err := f.Confirm(ctx, "m", "audio"); err != nil {
 				t.Fatal(err)
 			}
 		}
-		m, _ := f.Renew(ctx, "m", c.Attempts, time.Minute)
+		// A Claim refused while the lease holds returns the stored marker
+		// and, unlike Renew, does not change it.
+		m, err := f.Claim(ctx, "m", time.Minute)
+		if !errors.Is(err, ErrClaimed) {
+			t.Fatalf("Claim under a live lease = %v, want ErrClaimed", err)
+		}
 		if _, ok := m.Uncertain("audio"); ok || !slices.Equal(m.Sent, []string{"audio"}) {
 			t.Errorf("after Confirm: %s; want audio sent", formatMarker(m))
+		}
+		if !m.UpdatedAt.Equal(confirmed) {
+			t.Errorf("after repeated Confirms: UpdatedAt %v, want %v (the first Confirm's)", m.UpdatedAt, confirmed)
 		}
 		// A status for a message with no marker creates none.
 		if err := f.Confirm(ctx, "gone", "audio"); err != nil {
