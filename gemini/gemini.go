@@ -99,6 +99,17 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}, nil
 }
 
+// WithSystemPrompt returns a copy of c that answers with prompt as its
+// system instruction (DefaultSystemPrompt when empty). The copy shares c's
+// Gen AI client, so it costs no credential lookup and opens no connections
+// of its own: a deployment makes one Client and a copy for each phone number
+// with its own prompt.
+func (c *Client) WithSystemPrompt(prompt string) *Client {
+	cp := *c
+	cp.systemPrompt = cmp.Or(prompt, DefaultSystemPrompt)
+	return &cp
+}
+
 // Model returns the ID of the model that answers.
 func (c *Client) Model() string { return c.model }
 

@@ -185,6 +185,32 @@ func TestGenerateDefaults(t *testing.T) {
 	}
 }
 
+// TestWithSystemPrompt checks that a copy answers with its own prompt and
+// leaves the client it was made from as it was.
+func TestWithSystemPrompt(t *testing.T) {
+	t.Parallel()
+	v := newVertex(t, http.StatusOK, "answer.json")
+	c := newClient(t, v.URL, gemini.Config{Model: "gemini-3.5-flash-lite", SystemPrompt: "Be brief."})
+	clients := []*gemini.Client{c.WithSystemPrompt("Talk like a pirate."), c, c.WithSystemPrompt("")}
+	want := []string{"Talk like a pirate.", "Be brief.", gemini.DefaultSystemPrompt}
+
+	for i, cc := range clients {
+		if _, err := cc.Generate(t.Context(), nil, gemini.Prompt{Text: "hi"}); err != nil {
+			t.Fatalf("Generate: %v", err)
+		}
+		var got wireRequest
+		if err := json.Unmarshal(v.reqs[i], &got); err != nil {
+			t.Fatal(err)
+		}
+		if sys := got.SystemInstruction.Parts; len(sys) != 1 || sys[0].Text != want[i] {
+			t.Errorf("client %d: systemInstruction parts = %+v, want only %q", i, sys, want[i])
+		}
+		if cc.Model() != "gemini-3.5-flash-lite" {
+			t.Errorf("client %d: Model() = %q, want the original's", i, cc.Model())
+		}
+	}
+}
+
 func TestGenerateResponses(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

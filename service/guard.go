@@ -1,7 +1,7 @@
 package service
 
 import (
-	"context"
+	"cmp"
 
 	"github.com/patternai/whatsapp-node/config"
 	"github.com/patternai/whatsapp-node/gemini"
@@ -43,50 +43,37 @@ func audience(g config.Guard) handlers.Audience {
 	return handlers.NewAudience(g.AllowSenders, g.BlockSenders)
 }
 
-// numbers builds the collaborators of each number that has settings of its
-// own: a Gemini client with its system prompt, a speech client with its
-// voice and language. Each is a client of its own, built once at start;
-// a deployment serves a handful of numbers.
-func (s *Service) numbers(ctx context.Context, cfg config.Config, base speech.Config) (map[string]reply.Number, error) {
+// numbers gives each number that has settings of its own its
+// collaborators: a copy of the deployment's Gemini client with its system
+// prompt, and of its speech client with its language and voice. The copies
+// share the clients' connections, so the service dials each outside service
+// once and closes it once, however many numbers it serves.
+func numbers(cfg config.Config, llm *gemini.Client, sp *speech.Client) map[string]reply.Number {
 	out := make(map[string]reply.Number, len(cfg.Numbers))
 	for id, n := range cfg.Numbers {
 		num := reply.Number{Mode: reply.Mode(n.ReplyMode)}
 		if n.SystemPrompt != "" {
-			gc := geminiConfig(cfg)
-			gc.SystemPrompt = n.SystemPrompt
-			llm, err := gemini.New(ctx, gc)
-			if err != nil {
-				return nil, err
-			}
-			num.Responder = llm
+			num.Responder = llm.WithSystemPrompt(n.SystemPrompt)
 		}
 		if n.Voice != "" || n.Language != "" {
-			sp, err := speech.New(ctx, numberSpeech(base, n))
-			if err != nil {
-				return nil, err
-			}
-			s.closers = append(s.closers, func(context.Context) error { return sp.Close() })
-			num.Transcriber, num.Synthesizer = sp, sp
+			languages, voice, locale := numberSpeech(n)
+			own := sp.WithLanguages(languages).WithVoice(voice, locale)
+			num.Transcriber, num.Synthesizer = own, own
 		}
 		out[id] = num
 	}
-	return out, nil
+	return out
 }
 
-// numberSpeech is base with a number's language and voice. Recognition
-// listens for the language. The voice is the number's, else the table's
-// voice for its language; Text-to-Speech is sent the locale the voice's name
-// begins with, since a voice speaks only its own.
-func numberSpeech(base speech.Config, n config.Number) speech.Config {
+// numberSpeech is what a number changes in speech; what it leaves empty
+// stays the deployment's. Recognition listens for the number's language.
+// The voice is the number's, else the table's voice for its language; its
+// locale is the one the voice's name begins with, since a voice speaks only
+// its own.
+func numberSpeech(n config.Number) (languages []string, voice, locale string) {
 	if n.Language != "" {
-		base.STTLanguages = []string{n.Language}
+		languages = []string{n.Language}
 	}
-	voice := n.Voice
-	if voice == "" {
-		voice = speech.DefaultVoice(n.Language)
-	}
-	if voice != "" {
-		base.TTSVoice, base.TTSLanguage = voice, speech.VoiceLocale(voice)
-	}
-	return base
+	voice = cmp.Or(n.Voice, speech.DefaultVoice(n.Language))
+	return languages, voice, speech.VoiceLocale(voice)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/patternai/whatsapp-node/gemini/geminitest"
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/reply"
+	"github.com/patternai/whatsapp-node/speech/speechtest"
 )
 
 // TestSenderLimitOnProductionPath is the issue's end-to-end check: on
@@ -130,5 +131,78 @@ func TestNumberSettings(t *testing.T) {
 	reqs := f.llm.Requests()
 	if len(reqs) != 2 || reqs[0].SystemInstruction.Parts[0].Text != "Answer like a pirate." {
 		t.Errorf("the model was asked %d times, first with %+v; want the number's prompt", len(reqs), reqs)
+	}
+}
+
+// TestNumbersShareClients starts the service with three numbers, each with
+// its own prompt, language and voice, and sends each a voice note. Each is
+// answered with its own prompt, language and voice, yet the service opened
+// one connection to Gemini, one to Speech-to-Text and one to Text-to-Speech
+// (the numbers' clients are copies sharing them), and Close closes them.
+func TestNumbersShareClients(t *testing.T) {
+	f, env := startFakes(t)
+	numbers := []struct{ id, prompt, language, voice, answer string }{
+		{"106540352242922", "Habla como un pirata.", "es-ES", "es-ES-Chirp3-HD-Kore",
+			"Claro, he reservado una mesa para dos personas mañana por la noche."},
+		{"106540352242923", "Parle comme un poète.", "fr-FR", "fr-FR-Chirp3-HD-Charon",
+			"Bien sûr, j'ai réservé une table pour deux personnes demain soir."},
+		{"106540352242924", "Sprich wie ein Butler.", "de-DE", "de-DE-Chirp3-HD-Puck",
+			"Gewiss, ich habe für morgen Abend einen Tisch für zwei Personen reserviert."},
+	}
+	var settings []string
+	answers := map[string]string{}
+	for _, n := range numbers {
+		settings = append(settings, fmt.Sprintf(`%q: {"system_prompt": %q, "language": %q, "voice": %q}`,
+			n.id, n.prompt, n.language, n.voice))
+		answers[n.prompt] = n.answer
+	}
+	env["NUMBERS"] = "{" + strings.Join(settings, ", ") + "}"
+	// Each number is spoken to, and answers, in its language, so its own
+	// voice speaks rather than another language's.
+	f.llm.SetEcho(func(r geminitest.Request) string { return answers[r.SystemInstruction.Parts[0].Text] })
+	svc := newService(t, env)
+
+	voiceNote := readWebhook(t, "audio_voice.json")
+	synthesized := 0
+	for i, n := range numbers {
+		body := bytes.ReplaceAll(voiceNote, []byte(numbers[0].id), []byte(n.id))
+		body = bytes.ReplaceAll(body, []byte("wamid.HBgL"), []byte(fmt.Sprintf("wamid.%d.HBgL", i)))
+		f.speech.SetTranscript(speechtest.DefaultTranscript, n.language)
+		postBody(t, svc, "a voice note to "+n.id, body)
+		waitSent(t, f.graph, i+1)
+
+		if m := f.graph.Messages(); len(m) != i+1 || m[i].PhoneNumberID != n.id || m[i].Type != "audio" {
+			t.Fatalf("sent %+v, want a voice note from %s last", m, n.id)
+		}
+		if rec := f.speech.RecognizeRequests(); len(rec) != i+1 || strings.Join(rec[i].GetConfig().GetLanguageCodes(), ",") != n.language {
+			t.Errorf("%s: recognition requests = %v, want the last in %s", n.id, rec, n.language)
+		}
+		if reqs := f.llm.Requests(); len(reqs) != i+1 || reqs[i].SystemInstruction.Parts[0].Text != n.prompt {
+			t.Errorf("%s: the model was asked %d times, the last with %+v; want %q", n.id, len(reqs), reqs[len(reqs)-1].SystemInstruction, n.prompt)
+		}
+		synth := f.speech.SynthesizeRequests()[synthesized:]
+		synthesized += len(synth)
+		for _, r := range synth {
+			if v := r.GetVoice(); v.GetName() != n.voice || v.GetLanguageCode() != n.language {
+				t.Errorf("%s: %q spoken by %q in %q, want %q in %q", n.id, r.GetInput().GetText(), v.GetName(), v.GetLanguageCode(), n.voice, n.language)
+			}
+		}
+	}
+
+	if got := f.llm.Connections(); got != 1 {
+		t.Errorf("Gemini saw %d connections, want 1", got)
+	}
+	if got := f.speech.Connections(); got != 2 {
+		t.Errorf("Speech saw %d connections, want 2: one for Speech-to-Text, one for Text-to-Speech", got)
+	}
+	if err := svc.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.speech.OpenConnections() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if open := f.speech.OpenConnections(); open != 0 {
+		t.Errorf("%d speech connections still open after Close, want 0", open)
 	}
 }

@@ -74,7 +74,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 	if err != nil {
 		return nil, err
 	}
-	speechConfig := speech.Config{
+	sp, err := speech.New(ctx, speech.Config{
 		Project:        cfg.Project,
 		STTLocation:    cfg.STTLocation,
 		STTModel:       cfg.STTModel,
@@ -84,8 +84,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 		TTSLanguage:    cfg.TTSLanguage,
 		TTSEndpoint:    cfg.TTSURL,
 		ClientOptions:  emulatorOptions(cfg.SpeechURL, cfg.TTSURL),
-	}
-	sp, err := speech.New(ctx, speechConfig)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -99,10 +98,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 		return nil, err
 	}
 	ids := logging.NewIDs(cfg.AppSecret)
-	numbers, err := s.numbers(ctx, cfg, speechConfig)
-	if err != nil {
-		return nil, err
-	}
 	pipeline := reply.New(reply.Deps{
 		Messenger: graphapi.New(graphapi.Config{
 			BaseURL: cfg.GraphBaseURL,
@@ -118,7 +113,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (svc *Serv
 		Logger:      logger,
 		IDs:         ids,
 		Tags:        tags,
-		Numbers:     numbers,
+		Numbers:     numbers(cfg, llm, sp),
 	}, reply.Options{
 		Mode:          reply.Mode(cfg.ReplyMode),
 		STTEngine:     reply.Engine(cfg.STTEngine),
@@ -210,7 +205,9 @@ func (s *Service) newStager(ctx context.Context, cfg config.Config) (reply.Stage
 }
 
 // geminiConfig points Gemini at GOOGLE_VERTEX_BASE_URL when set; on a
-// loopback address (an emulator or the local sandbox) it sends no credentials.
+// loopback address (an emulator or the local sandbox) it sends no
+// credentials. The client then gets a transport of its own, as the SDK gives
+// it one with credentials, so its connections are its own there too.
 func geminiConfig(cfg config.Config) gemini.Config {
 	gc := gemini.Config{
 		Project:      cfg.Project,
@@ -220,7 +217,7 @@ func geminiConfig(cfg config.Config) gemini.Config {
 		BaseURL:      cfg.GeminiURL,
 	}
 	if u, err := url.Parse(cfg.GeminiURL); err == nil && loopback(u.Host) {
-		gc.HTTPClient = &http.Client{}
+		gc.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	return gc
 }

@@ -187,16 +187,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	stt.CallOptions.BatchRecognize = nil
 	tts.CallOptions.SynthesizeSpeech = nil
 
-	languages := make([]string, len(cfg.STTLanguages))
-	for i, l := range cfg.STTLanguages {
-		languages[i] = strings.TrimSpace(l)
-	}
 	return &Client{
 		stt:        stt,
 		tts:        tts,
 		recognizer: fmt.Sprintf("projects/%s/locations/%s/recognizers/_", cfg.Project, cfg.STTLocation),
 		model:      cfg.STTModel,
-		languages:  languages,
+		languages:  trimmed(cfg.STTLanguages),
 		voice:      cfg.TTSVoice,
 		voiceLang:  cfg.TTSLanguage,
 		parallel:   cfg.TTSParallel,
@@ -204,9 +200,43 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}, nil
 }
 
-// Close closes the connections of both clients.
+// Close closes the connections of both clients. Copies made by
+// WithLanguages and WithVoice share those connections: close only the
+// Client that New returned, once, after the copies are done with.
 func (c *Client) Close() error {
 	return errors.Join(c.stt.Close(), c.tts.Close())
+}
+
+// WithLanguages returns a copy of c whose recognition listens for languages
+// (as Config.STTLanguages); with none it keeps c's. The copy shares c's
+// connections, so a deployment dials once and gives each phone number with
+// a language of its own a copy.
+func (c *Client) WithLanguages(languages []string) *Client {
+	cp := *c
+	if len(languages) > 0 {
+		cp.languages = trimmed(languages)
+	}
+	return &cp
+}
+
+// WithVoice returns a copy of c that speaks with voice, sending language
+// with it (as Config.TTSVoice and TTSLanguage); an empty argument keeps c's
+// setting. Like WithLanguages, the copy shares c's connections.
+func (c *Client) WithVoice(voice, language string) *Client {
+	cp := *c
+	cp.voice = cmp.Or(voice, c.voice)
+	cp.voiceLang = cmp.Or(language, c.voiceLang)
+	return &cp
+}
+
+// trimmed is languages without the spaces around each, as a list read from
+// the environment may have them.
+func trimmed(languages []string) []string {
+	out := make([]string, len(languages))
+	for i, l := range languages {
+		out[i] = strings.TrimSpace(l)
+	}
+	return out
 }
 
 // Transcript is what was said in a voice note.

@@ -2,6 +2,7 @@ package speech_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -328,6 +329,52 @@ func TestSynthesizeVoiceFollowsLanguage(t *testing.T) {
 		if want := utf8.RuneCountInString(srv.SynthesizeRequests()[i].GetInput().GetText()); sp.Chars != want {
 			t.Errorf("Synthesize(%.12q) Chars = %d, want the %d characters sent", tt.text, sp.Chars, want)
 		}
+	}
+}
+
+// TestCopies checks that copies made by WithLanguages and WithVoice listen
+// and speak as told, keep what they are not told, leave the original as it
+// was, and dial nothing: the fake sees only the original's two connections.
+func TestCopies(t *testing.T) {
+	t.Parallel()
+	srv := speechtest.NewServer(t)
+	c, err := speech.New(t.Context(), speech.Config{Project: "test-project", STTLanguages: []string{"en-US"},
+		TTSVoice: "en-GB-Chirp3-HD-Kore", TTSLanguage: "en-GB", ClientOptions: srv.ClientOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		c             *speech.Client
+		languages     string
+		voice, locale string
+	}{
+		{c.WithLanguages([]string{" es-ES ", "ca-ES"}).WithVoice("es-ES-Chirp3-HD-Puck", "es-ES"), "es-ES,ca-ES", "es-ES-Chirp3-HD-Puck", "es-ES"},
+		{c, "en-US", "en-GB-Chirp3-HD-Kore", "en-GB"},
+		{c.WithLanguages(nil).WithVoice("", ""), "en-US", "en-GB-Chirp3-HD-Kore", "en-GB"},
+		{c.WithVoice("en-AU-Chirp3-HD-Puck", "en-AU"), "en-US", "en-AU-Chirp3-HD-Puck", "en-AU"},
+	}
+	audio := readFile(t, "../testdata/voice_note.ogg")
+	for i, tt := range tests {
+		if _, err := tt.c.Transcribe(t.Context(), audio, ""); err != nil {
+			t.Fatal(err)
+		}
+		// A text in the voice's language, so the voice is the copy's own.
+		text := map[string]string{"es-ES": "Hola, ¿cómo estás hoy?"}[tt.locale]
+		if _, err := tt.c.Synthesize(t.Context(), cmp.Or(text, "Hello, how are you today?"), ""); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(srv.RecognizeRequests()[i].GetConfig().GetLanguageCodes(), ","); got != tt.languages {
+			t.Errorf("client %d listens for %s, want %s", i, got, tt.languages)
+		}
+		if v := srv.SynthesizeRequests()[i].GetVoice(); v.GetName() != tt.voice || v.GetLanguageCode() != tt.locale {
+			t.Errorf("client %d speaks with %q in %q, want %q in %q", i, v.GetName(), v.GetLanguageCode(), tt.voice, tt.locale)
+		}
+	}
+	if n := srv.Connections(); n != 2 {
+		t.Errorf("the fake saw %d connections, want the original's 2", n)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

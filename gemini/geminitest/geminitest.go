@@ -16,6 +16,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -129,6 +130,7 @@ type Server struct {
 	pace          Pace
 	heard         string
 	heardLanguage string
+	conns         int
 }
 
 // NewServer starts a fake that is closed when the test ends.
@@ -148,7 +150,15 @@ func Start() *Server {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("geminitest: %s %s is not implemented", r.Method, r.URL.Path))
 	})
-	s.srv = httptest.NewServer(mux)
+	s.srv = httptest.NewUnstartedServer(mux)
+	s.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.conns++
+		}
+	}
+	s.srv.Start()
 	s.URL = s.srv.URL
 	return s
 }
@@ -213,6 +223,15 @@ func (s *Server) SetHeard(transcript, language string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.heard, s.heardLanguage = transcript, language
+}
+
+// Connections returns how many connections clients have opened to the fake
+// so far. An HTTP client keeps a connection for its next requests, so
+// clients that share one make one connection for requests one after another.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
 }
 
 // Requests returns the requests received so far, oldest first.

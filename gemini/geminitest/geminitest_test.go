@@ -165,3 +165,27 @@ func TestCutAfter(t *testing.T) {
 		t.Errorf("stream gave %q, then %v; want the first two pieces, then an error", got, st.Err())
 	}
 }
+
+// TestConnections checks that the fake counts the connections clients
+// open: one for the calls of clients that share an HTTP client, and one
+// more for a client with a transport of its own.
+func TestConnections(t *testing.T) {
+	t.Parallel()
+	s := geminitest.NewServer(t)
+	shared := s.Config()
+	own := s.Config()
+	own.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	want := []int{1, 1, 2, 2}
+	for i, cfg := range []gemini.Config{shared, shared, own, own} {
+		c, err := gemini.New(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Generate(t.Context(), nil, gemini.Prompt{Text: "hi"}); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Connections(); n != want[i] {
+			t.Errorf("after call %d: Connections() = %d, want %d", i, n, want[i])
+		}
+	}
+}

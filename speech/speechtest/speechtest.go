@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -81,6 +82,8 @@ type Server struct {
 	inFlight     int // SynthesizeSpeech calls being answered
 	maxInFlight  int
 	pendingPolls int
+	conns        int // connections clients have opened
+	openConns    int // those not yet closed
 	failures     map[string][]codes.Code
 	operations   map[string]*operation
 	recognize    []*speechpb.RecognizeRequest
@@ -102,13 +105,13 @@ func Start() (*Server, error) {
 	}
 	s := &Server{
 		Addr:       lis.Addr().String(),
-		grpc:       grpc.NewServer(grpc.MaxRecvMsgSize(32 << 20)),
 		transcript: DefaultTranscript,
 		language:   DefaultLanguage,
 		audio:      TTSAudio(),
 		failures:   map[string][]codes.Code{},
 		operations: map[string]*operation{},
 	}
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(32<<20), grpc.StatsHandler(connCounter{s}))
 	speechpb.RegisterSpeechServer(s.grpc, speechService{s: s})
 	texttospeechpb.RegisterTextToSpeechServer(s.grpc, ttsService{s: s})
 	longrunningpb.RegisterOperationsServer(s.grpc, operationsService{s: s})
@@ -206,6 +209,43 @@ func (s *Server) FailNext(method string, n int, code codes.Code) {
 	defer s.mu.Unlock()
 	for range n {
 		s.failures[method] = append(s.failures[method], code)
+	}
+}
+
+// Connections returns how many connections clients have opened to the
+// server so far. A Speech-to-Text or Text-to-Speech client dials one when
+// it is made; it is counted once the server has taken it.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+// OpenConnections returns how many of those connections are still open: a
+// connection closes once the server has seen its client close it.
+func (s *Server) OpenConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.openConns
+}
+
+// connCounter counts the server's connections for Connections and
+// OpenConnections.
+type connCounter struct{ s *Server }
+
+func (c connCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (c connCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (c connCounter) HandleRPC(context.Context, stats.RPCStats)                         {}
+
+func (c connCounter) HandleConn(_ context.Context, st stats.ConnStats) {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	switch st.(type) {
+	case *stats.ConnBegin:
+		c.s.conns++
+		c.s.openConns++
+	case *stats.ConnEnd:
+		c.s.openConns--
 	}
 }
 

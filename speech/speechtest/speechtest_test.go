@@ -129,3 +129,40 @@ func TestVoiceByText(t *testing.T) {
 		t.Errorf("MaxConcurrentSynthesis() = %d, want 3", n)
 	}
 }
+
+// TestConnections checks that the fake counts one connection for each
+// client, however many calls it makes, and sees it close when the client
+// closes.
+func TestConnections(t *testing.T) {
+	t.Parallel()
+	srv := speechtest.NewServer(t)
+	ogg := &texttospeechpb.AudioConfig{AudioEncoding: texttospeechpb.AudioEncoding_OGG_OPUS}
+	var clients []*texttospeech.Client
+	for range 2 {
+		c, err := texttospeech.NewClient(t.Context(), srv.ClientOptions()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+		for range 2 {
+			if _, err := c.SynthesizeSpeech(t.Context(), request("Hello.", ogg)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n, open := srv.Connections(), srv.OpenConnections(); n != 2 || open != 2 {
+		t.Errorf("Connections() = %d, OpenConnections() = %d; want 2 and 2", n, open)
+	}
+	for _, c := range clients {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.OpenConnections() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n, open := srv.Connections(), srv.OpenConnections(); n != 2 || open != 0 {
+		t.Errorf("after the clients closed: Connections() = %d, OpenConnections() = %d; want 2 and 0", n, open)
+	}
+}
