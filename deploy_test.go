@@ -1,4 +1,4 @@
-package whatsappnode_test
+package whatsappnode
 
 import (
 	"context"
@@ -48,22 +48,18 @@ func newDeployment(t *testing.T) *deployment {
 }
 
 // newFunction is the real service, built as the deployed function would be
-// with appSecret, on fakes that are never called.
+// with appSecret and deploy.sh's other secrets and project, on fakes that are
+// never called.
 func newFunction(t *testing.T, appSecret string) http.Handler {
 	t.Helper()
-	cfg, err := config.Load(func(k string) string {
-		return map[string]string{
-			"WHATSAPP_APP_SECRET":    appSecret,
-			"WHATSAPP_VERIFY_TOKEN":  deployEnv["WHATSAPP_VERIFY_TOKEN"],
-			"WHATSAPP_ACCESS_TOKEN":  deployEnv["WHATSAPP_ACCESS_TOKEN"],
-			"GOOGLE_CLOUD_PROJECT":   deployEnv["PROJECT"],
-			"GRAPH_API_BASE_URL":     "http://127.0.0.1:9",
-			"GOOGLE_VERTEX_BASE_URL": "http://127.0.0.1:9",
-			"SPEECH_ENDPOINT":        "127.0.0.1:9",
-			"TTS_ENDPOINT":           "127.0.0.1:9",
-			"MEDIA_DIR":              t.TempDir(),
-		}[k]
+	env := goodEnv(t)
+	maps.Copy(env, map[string]string{
+		"WHATSAPP_APP_SECRET":   appSecret,
+		"WHATSAPP_VERIFY_TOKEN": deployEnv["WHATSAPP_VERIFY_TOKEN"],
+		"WHATSAPP_ACCESS_TOKEN": deployEnv["WHATSAPP_ACCESS_TOKEN"],
+		"GOOGLE_CLOUD_PROJECT":  deployEnv["PROJECT"],
 	})
+	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,9 +108,10 @@ func (d *deployment) run(t *testing.T, env map[string]string, args ...string) (s
 	}
 	tmp := t.TempDir()
 	cmd := exec.CommandContext(t.Context(), "bash", append([]string{"deploy.sh"}, args...)...)
+	reads := deployVariables(t)
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, "WHATSAPP_") && !slices.Contains(deployVariables, name) {
+		if !reads[name] {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
@@ -133,17 +130,28 @@ func (d *deployment) run(t *testing.T, env map[string]string, args ...string) (s
 	return tmpFile.ReplaceAllString(normal.Replace(string(out)), "tmp.FILE"), calls, err
 }
 
-// deployVariables are the settings deploy.sh reads, kept out of its
-// environment unless a test gives them.
-var deployVariables = []string{"PROJECT", "REGION", "FUNCTION", "BUCKET", "TOPIC", "FIRESTORE_LOCATION", "CPU",
-	"MEMORY", "CONCURRENCY", "MAX_INSTANCES", "MIN_INSTANCES", "GRAPH_API_BASE_URL", "GRAPH_API_VERSION",
-	"REPLY_MODE", "GEMINI_MODEL", "GOOGLE_CLOUD_LOCATION", "SYSTEM_PROMPT", "FALLBACK_MESSAGE", "HISTORY_TURNS",
-	"HISTORY_TTL", "MARKER_TTL", "CLAIM_LEASE", "SEND_CONFIRM_WINDOW", "TTS_VOICE", "TTS_LANGUAGE", "STT_ENGINE",
-	"STT_MODEL", "STT_LOCATION", "STT_LANGUAGES", "LOG_LEVEL", "SENDER_LIMIT_PER_MINUTE", "SENDER_LIMIT_PER_DAY",
-	"NUMBER_DAILY_MESSAGES", "NUMBER_DAILY_COST_USD", "CEILING_ACTION", "MAX_TEXT_CHARS", "MAX_VOICE_LENGTH",
-	"MAX_MEDIA_MB", "ALLOW_SENDERS", "BLOCK_SENDERS", "STOP_WORDS", "START_WORDS", "RESET_WORDS", "NUMBERS",
-	"NOTICE_LIMIT_MINUTE", "NOTICE_LIMIT_DAY", "NOTICE_STOP", "NOTICE_START", "NOTICE_RESET", "NOTICE_TEXT_TOO_LONG",
-	"NOTICE_VOICE_TOO_LONG", "NOTICE_MEDIA_TOO_LARGE", "NOTICE_CEILING", "NOTICE_UNSUPPORTED"}
+// deployVariables are the variables deploy.sh reads, kept out of its
+// environment unless a test gives them: each one it requires or gives a
+// default (${NAME:?...}, ${NAME:-...}), and each setting of the function,
+// which it passes on when set. With nothing set, config.Load still asks for
+// every setting: the names it asks for are the settings, and its complaints
+// about the missing ones do not matter here.
+func deployVariables(t *testing.T) map[string]bool {
+	t.Helper()
+	script, err := os.ReadFile("deploy.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\$\{([A-Z_]+):[-?]`).FindAllSubmatch(script, -1) {
+		names[string(m[1])] = true
+	}
+	_, _ = config.Load(func(name string) string {
+		names[name] = true
+		return ""
+	})
+	return names
+}
 
 func (d *deployment) calls(t *testing.T) []string {
 	t.Helper()

@@ -289,56 +289,51 @@ func (a *attempt) think(ctx context.Context, k kind, userText string, speak bool
 // of its calls itself.
 func (a *attempt) generate(ctx context.Context, turns []gemini.Turn, prompt gemini.Prompt, st *staged, speak bool) (*staged, *voiceNote, error) {
 	start := time.Now()
-	// complete gets the stream whose answer is whole: at most one, since a
-	// stream that ends well ends the retries.
-	complete := make(chan *gemini.Stream, 1)
-	ask := func(ctx context.Context, consume func(text iter.Seq2[string, error])) error {
-		s := a.p.deps.Responder.GenerateStream(ctx, turns, prompt)
-		consume(func(yield func(string, error) bool) {
-			for delta, err := range s.Text() {
-				if !yield(delta, err) {
-					return
-				}
-			}
-			if s.Err() == nil {
-				complete <- s
-			}
-		})
-		return s.Err()
-	}
-	policy := a.p.opts.policy(a.log, "llm", gemini.IsTransient)
-	failed := make(chan error, 1)
-	var note *voiceNote
-	if speak {
-		note = newVoiceNote()
-		go func() {
-			var (
-				sp   speech.Speech
-				serr error
-			)
-			_, err := retry.Do(ctx, policy, func(ctx context.Context) (struct{}, error) {
-				return struct{}{}, ask(ctx, func(text iter.Seq2[string, error]) {
-					sp, serr = a.p.deps.Synthesizer.SpeakStream(ctx, text, st.Language, a.ttsPolicy())
-				})
-			})
-			if err != nil {
-				failed <- err
-				close(note.done)
-				return
-			}
-			a.spoken(ctx, note, sp, serr, start)
-		}()
-	} else {
-		_, err := retry.Do(ctx, policy, func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, ask(ctx, func(text iter.Seq2[string, error]) {
-				for range text {
-				}
-			})
-		})
-		if err != nil {
-			failed <- err
+	// consume takes each try's text as the model writes it. Without speak it
+	// is only read to its end; with speak it feeds Text-to-Speech, and the
+	// last try's speech is the voice note's.
+	consume := func(_ context.Context, text iter.Seq2[string, error]) {
+		for range text {
 		}
 	}
+	var (
+		note *voiceNote
+		sp   speech.Speech
+		serr error
+	)
+	if speak {
+		note = newVoiceNote()
+		consume = func(ctx context.Context, text iter.Seq2[string, error]) {
+			sp, serr = a.p.deps.Synthesizer.SpeakStream(ctx, text, st.Language, a.ttsPolicy())
+		}
+	}
+	// complete gets the stream whose answer is whole: at most one, since a
+	// stream that ends well ends the retries. The tries run beside generate,
+	// which returns on complete while the voice note may still be spoken.
+	complete := make(chan *gemini.Stream, 1)
+	failed := make(chan error, 1)
+	go func() {
+		_, err := retry.Do(ctx, a.p.opts.policy(a.log, "llm", gemini.IsTransient), func(ctx context.Context) (struct{}, error) {
+			s := a.p.deps.Responder.GenerateStream(ctx, turns, prompt)
+			consume(ctx, func(yield func(string, error) bool) {
+				for delta, err := range s.Text() {
+					if !yield(delta, err) {
+						return
+					}
+				}
+				if s.Err() == nil {
+					complete <- s
+				}
+			})
+			return struct{}{}, s.Err()
+		})
+		switch {
+		case err != nil:
+			failed <- err
+		case speak:
+			a.spoken(ctx, note, sp, serr, start)
+		}
+	}()
 
 	select {
 	case err := <-failed:

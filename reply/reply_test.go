@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -494,6 +495,64 @@ func TestFailures(t *testing.T) {
 			h.wantSent(t, tt.want...)
 			h.marker(t, j.Message.ID)
 		})
+	}
+}
+
+// TestModelRetries: a failure of the model is retried within the attempt
+// with the pipeline's policy, the same for an answer spoken while the model
+// writes (audio) as for one only read (text): a transient failure, before
+// the first words or mid-stream, is asked again and answered; a permanent
+// one, or a transient one past the retries, gets the fallback.
+func TestModelRetries(t *testing.T) {
+	t.Parallel()
+	const answer = "Sure, a table for two at seven."
+	tests := []struct {
+		name  string
+		setup func(h *harness)
+		asked int  // requests the model gets
+		fails bool // the user gets the fallback rather than the answer
+	}{
+		{"503 then success", func(h *harness) {
+			h.llm.FailNext(1, http.StatusServiceUnavailable)
+			h.llm.Enqueue(geminitest.Answer{Text: answer})
+		}, 2, false},
+		{"cut mid-stream then success", func(h *harness) {
+			h.llm.Enqueue(geminitest.Answer{Text: longAnswer, CutAfter: 2}, geminitest.Answer{Text: answer})
+		}, 2, false},
+		{"400 is not retried", func(h *harness) { h.llm.FailNext(1, http.StatusBadRequest) }, 1, true},
+		{"503 past the retries", func(h *harness) { h.llm.FailNext(10, http.StatusServiceUnavailable) }, 4, true},
+	}
+	for _, mode := range []reply.Mode{reply.Audio, reply.Text} {
+		for _, tt := range tests {
+			t.Run(string(mode)+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				h := newHarness(t, reply.Options{Mode: mode})
+				tt.setup(h)
+				j := textJob(t, "wamid.retries", "Book a table, please.")
+				h.handle(t, j)
+				if n := len(h.llm.Requests()); n != tt.asked {
+					t.Errorf("model asked %d times, want %d", n, tt.asked)
+				}
+				switch {
+				case tt.fails:
+					h.wantSent(t, "text:"+reply.DefaultFallback)
+				case mode == reply.Audio:
+					h.wantSent(t, "audio(voice=true)")
+					// The voice note speaks the answer that came whole (the
+					// broken stream's pieces, if any, are left out: see
+					// TestModelFailingMidStream).
+					if spoken := h.spokenTexts(); !slices.Contains(spoken, answer) {
+						t.Errorf("spoke %q, want the answer", spoken)
+					}
+				default:
+					h.wantSent(t, "text:"+answer)
+					if n := len(h.speech.SynthesizeRequests()); n != 0 {
+						t.Errorf("%d Text-to-Speech calls for a text reply, want 0", n)
+					}
+				}
+				h.marker(t, j.Message.ID)
+			})
+		}
 	}
 }
 
