@@ -41,6 +41,9 @@ func handshake(token string) *http.Request {
 // naming the configuration, and serves once they are there: the failure was
 // not cached for the instance's life.
 func TestSetupErrorIsNotKept(t *testing.T) {
+	// The service this test starts is the process's: forget it afterwards,
+	// so that a repeat of the test (go test -count) starts from none again.
+	t.Cleanup(func() { running.Store(nil) })
 	env := goodEnv(t)
 	for k := range env {
 		t.Setenv(k, "")
