@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/logging"
@@ -148,7 +147,6 @@ type confirmation struct{ id, part string }
 // confirmations, logging statuses and errors, which are never answered.
 func collect(p *graphapi.Payload, d Deps, log *slog.Logger) notification {
 	var n notification
-	now := time.Now()
 	for _, entry := range p.Entry {
 		for _, change := range entry.Changes {
 			if change.Field != "messages" {
@@ -181,7 +179,6 @@ func collect(p *graphapi.Payload, d Deps, log *slog.Logger) notification {
 					PhoneNumberID: v.Metadata.PhoneNumberID,
 					Sender:        sender,
 					ProfileName:   v.ProfileName(m),
-					ReceivedAt:    now,
 				})
 			}
 		}

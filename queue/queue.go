@@ -4,7 +4,6 @@ package queue
 
 import (
 	"context"
-	"time"
 
 	"github.com/patternai/whatsapp-node/graphapi"
 )
@@ -15,10 +14,9 @@ type Job struct {
 	Message       graphapi.Message `json:"message"`
 	PhoneNumberID string           `json:"phone_number_id"`
 	// Sender is the user's key: the wa_id, or the business-scoped user id.
-	Sender      string    `json:"sender"`
-	ProfileName string    `json:"profile_name,omitempty"`
-	Trace       string    `json:"trace,omitempty"`
-	ReceivedAt  time.Time `json:"received_at"`
+	Sender      string `json:"sender"`
+	ProfileName string `json:"profile_name,omitempty"`
+	Trace       string `json:"trace,omitempty"`
 }
 
 // Handler processes one job. A returned error asks for a later retry.

@@ -205,9 +205,14 @@ func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 	if err := a.deliver(ctx, st, note, wantText); err != nil {
 		return err
 	}
+	// The exchange is dated now, when it is recorded, the message just
+	// before its answer: a sender's messages are answered one at a time, in
+	// order, so the conversation reads back in exchanges, in that order.
+	// Dating the message by its arrival would put every message that came
+	// while an earlier one was being answered before that earlier answer.
 	turns := []store.Turn{
-		{ID: a.id + "-user", Role: "user", Text: st.Question, At: a.job.ReceivedAt},
-		{ID: a.id + "-model", Role: "model", Text: st.Answer, At: time.Now()},
+		{ID: a.id + "-user", Role: "user", Text: st.Question},
+		{ID: a.id + "-model", Role: "model", Text: st.Answer},
 	}
 	if err := a.p.deps.Store.AppendTurns(ctx, a.job.Sender, turns...); err != nil {
 		// The user has the answer; losing it from the history is the lesser harm.

@@ -105,7 +105,7 @@ func BenchmarkPipelineOverhead(b *testing.B) {
 			}
 			jobs := make([]queue.Job, b.N)
 			for i := range jobs {
-				jobs[i] = queue.Job{Sender: fmt.Sprint("1650555", i), PhoneNumberID: "106540352242922", ReceivedAt: time.Now(),
+				jobs[i] = queue.Job{Sender: fmt.Sprint("1650555", i), PhoneNumberID: "106540352242922",
 					Message: graphapi.Message{ID: fmt.Sprint("wamid.bench.", i), Type: "text", Text: &graphapi.Text{Body: "What's the weather like in Lisbon tomorrow?"}}}
 				if flow.voice {
 					jobs[i].Message.Type, jobs[i].Message.Text = "audio", nil

@@ -113,7 +113,7 @@ func job(t *testing.T, fixture string) queue.Job {
 	v := p.Entry[0].Changes[0].Value
 	m := v.Messages[0]
 	return queue.Job{Message: *m, PhoneNumberID: v.Metadata.PhoneNumberID, Sender: v.SenderKey(m),
-		Trace: "projects/p/traces/abc", ReceivedAt: time.Now()}
+		Trace: "projects/p/traces/abc"}
 }
 
 // textJob is a text message with its own wamid.

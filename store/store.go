@@ -185,7 +185,7 @@ type Store interface {
 	// AppendTurns adds turns to the user's conversation. Concurrent appends
 	// for one user never lose a turn. A turn whose ID is already stored
 	// replaces it, so a retried append adds nothing. Every turn needs an ID;
-	// a zero At is set to the current time.
+	// turns with a zero At are dated now, in the order given.
 	AppendTurns(ctx context.Context, user string, turns ...Turn) error
 	// ResetHistory forgets the user's conversation; markers are kept.
 	ResetHistory(ctx context.Context, user string) error

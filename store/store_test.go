@@ -658,6 +658,15 @@ func testHistory(t *testing.T, newStore newStoreFunc) {
 			want:  []Turn{{ID: "a", Role: "model", Text: "hi", At: start}},
 		},
 		{
+			name: "zero times keep the order given",
+			user: "15550001111",
+			turns: []Turn{{ID: "wamid.1-user", Role: "user", Text: "question"},
+				{ID: "wamid.1-model", Role: "model", Text: "answer"}},
+			n: 10,
+			want: []Turn{{ID: "wamid.1-user", Role: "user", Text: "question", At: start},
+				{ID: "wamid.1-model", Role: "model", Text: "answer", At: start.Add(time.Microsecond)}},
+		},
+		{
 			name:  "zero limit",
 			user:  "15550001111",
 			turns: []Turn{turn("a", 0)},

@@ -323,7 +323,7 @@ func (r *rig) replier(p *reply.Pipeline) func(ctx context.Context, answer string
 			m.Audio = &graphapi.Media{ID: r.graph.AddMedia(note, "audio/ogg; codecs=opus"), Voice: true}
 		}
 		// Each message from a new sender: no history grows between runs.
-		job := queue.Job{Message: m, Sender: fmt.Sprint("1555000", r.messages), PhoneNumberID: "1000", ReceivedAt: time.Now()}
+		job := queue.Job{Message: m, Sender: fmt.Sprint("1555000", r.messages), PhoneNumberID: "1000"}
 		if _, err := r.store.Accept(ctx, []string{m.ID}); err != nil {
 			return 0, err
 		}
