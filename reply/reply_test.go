@@ -361,7 +361,17 @@ func TestReplyModes(t *testing.T) {
 				j = h.voiceJob(t, "voice_note.ogg")
 			}
 			h.handle(t, j)
-			h.wantSent(t, tt.want...)
+			if got := h.sent(); tt.mode == reply.Both {
+				// The text and the voice note leave side by side: the text
+				// first as a rule, the voice note when a busy machine
+				// synthesizes it sooner.
+				slices.Sort(got)
+				if !slices.Equal(got, slices.Sorted(slices.Values(tt.want))) {
+					t.Errorf("sent %q, want %q in any order\nlogs:\n%s", got, tt.want, h.logs)
+				}
+			} else {
+				h.wantSent(t, tt.want...)
+			}
 			if tts := len(h.speech.SynthesizeRequests()); (tts > 0) != strings.HasPrefix(tt.want[len(tt.want)-1], "audio") {
 				t.Errorf("%d synthesis requests for %v", tts, tt.want)
 			}
