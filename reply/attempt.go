@@ -32,6 +32,11 @@ type attempt struct {
 	// staging holds writes of staged results, which run beside the reply
 	// rather than in front of it.
 	staging sync.WaitGroup
+	// exchange is the message and its answer once this attempt has them
+	// (made or reused), for the record of an answer that went out only in
+	// part (see recordStanding). Only the attempt's own goroutine sets it,
+	// before anything is sent.
+	exchange *staged
 
 	mu     sync.Mutex
 	marker store.Marker // as last read: at the claim, then at each renewal
@@ -202,22 +207,11 @@ func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 	case speak:
 		note = a.voiceOf(ctx, st)
 	}
+	a.exchange = st
 	if err := a.deliver(ctx, st, note, wantText); err != nil {
 		return err
 	}
-	// The exchange is dated now, when it is recorded, the message just
-	// before its answer: a sender's messages are answered one at a time, in
-	// order, so the conversation reads back in exchanges, in that order.
-	// Dating the message by its arrival would put every message that came
-	// while an earlier one was being answered before that earlier answer.
-	turns := []store.Turn{
-		{ID: a.id + "-user", Role: "user", Text: st.Question},
-		{ID: a.id + "-model", Role: "model", Text: st.Answer},
-	}
-	if err := a.p.deps.Store.AppendTurns(ctx, a.job.Sender, turns...); err != nil {
-		// The user has the answer; losing it from the history is the lesser harm.
-		a.log.Error("conversation not recorded", "error", err)
-	}
+	a.recordExchange(ctx, st)
 	a.mu.Lock()
 	fields := append(a.stages, "total_ms", ms(time.Since(start)), "model", a.p.deps.Responder.Model(),
 		"mode", string(mode), "reply_chars", len([]rune(st.Answer)), "language", st.Language)
@@ -229,6 +223,48 @@ func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 	a.log.Info("replied", fields...)
 	return nil
 }
+
+// recordExchange adds the message and its answer to the sender's
+// conversation, for the model to read when it answers the next message. The
+// turns' IDs are the message's, so recording the exchange again (a retry's,
+// after a crash or a lost Complete) replaces it rather than adding it twice.
+//
+// The exchange is dated now, when it is recorded, the message just before
+// its answer: a sender's messages are answered one at a time, in order, so
+// the conversation reads back in exchanges, in that order. Dating the
+// message by its arrival would put every message that came while an earlier
+// one was being answered before that earlier answer.
+func (a *attempt) recordExchange(ctx context.Context, st *staged) {
+	turns := []store.Turn{
+		{ID: a.id + "-user", Role: "user", Text: st.Question},
+		{ID: a.id + "-model", Role: "model", Text: st.Answer},
+	}
+	if err := a.p.deps.Store.AppendTurns(ctx, a.job.Sender, turns...); err != nil {
+		// The user has the answer; losing it from the history is the lesser harm.
+		a.log.Error("conversation not recorded", "error", err)
+	}
+}
+
+// recordStanding records the exchange of an answer that went out in part
+// and stands: the user saw it, so the model answering their next message
+// must know it. The answer is the one this attempt delivered, or else the
+// one the earlier attempt that sent it staged (this attempt gave up, or
+// failed, before reading it).
+func (a *attempt) recordStanding(ctx context.Context) {
+	st := a.exchange
+	if st == nil {
+		var err error
+		if st, err = a.stagedAnswer(ctx); st == nil {
+			a.log.Error("conversation not recorded", "error", cmp.Or(err, errNotStaged))
+			return
+		}
+	}
+	a.recordExchange(ctx, st)
+}
+
+// errNotStaged is an answer that went out but that no attempt staged (its
+// write failed, or the process died before it was made).
+var errNotStaged = errors.New("answer not staged")
 
 // think builds the prompt (hearing or downloading what it needs, beside
 // reading the history), asks the model and stages its answer. It returns
@@ -429,8 +465,9 @@ func (a *attempt) attachment(ctx context.Context) (gemini.Attachment, error) {
 // returns nil when the fallback went out, or when Meta refuses to reach the
 // user for good; an error when a later attempt should try again. The store
 // refuses the fallback (store.ErrAnswered) once a part of the answer was
-// sent or may have been: then the answer stands, or a later attempt settles
-// its uncertain part, unless this was the last attempt.
+// sent or may have been: then the answer stands (and its exchange is
+// recorded, as a whole answer's is), or a later attempt settles its
+// uncertain part, unless this was the last attempt.
 func (a *attempt) fallback(ctx context.Context, cause error) error {
 	a.log.Error("reply failed", "error", cause)
 	if err := a.settleUncertain(ctx); err != nil {
@@ -442,6 +479,7 @@ func (a *attempt) fallback(ctx context.Context, cause error) error {
 		return nil
 	case errors.Is(err, store.ErrAnswered) && a.answered():
 		a.log.Error("part of the answer went out; it stands")
+		a.recordStanding(ctx)
 		return nil
 	case errors.Is(err, store.ErrAnswered), errors.Is(err, errUnsettled):
 		return fmt.Errorf("%w (no fallback: part of the answer went out or may have)", cause)

@@ -810,3 +810,139 @@ func TestFallbackAfterAnUnconfirmedSend(t *testing.T) {
 	h.wantSent(t, "text:"+reply.DefaultFallback)
 	h.marker(t, j.Message.ID)
 }
+
+// TestAnswerThatWentOutIsRecorded: whenever the user saw the answer, whole or
+// in part, the next message from them is answered with that exchange in the
+// model's conversation, however the message ended: a retry after a crash
+// that finds every part sent, or attempts or the budget that ran out after a
+// part went out (the answer stands, without a fallback).
+func TestAnswerThatWentOutIsRecorded(t *testing.T) {
+	t.Parallel()
+	const question = "What's the weather like in Lisbon tomorrow?"
+	long := strings.TrimSpace(strings.Repeat("Lisbon will be sunny tomorrow. ", 150)) // two text messages
+	tests := []struct {
+		name   string
+		opts   reply.Options
+		setup  func(t *testing.T, h *harness, c *clock, j queue.Job)
+		answer string // what the model's conversation must hold
+		stands bool   // the message ends with its answer standing
+	}{
+		{"crash after every part", reply.Options{Mode: reply.Text},
+			func(t *testing.T, h *harness, c *clock, j queue.Job) { h.crashed(t, c, j, nil, "text.1") },
+			"Staged answer.", false},
+		{"attempts ran out", reply.Options{Mode: reply.Text, MaxAttempts: 1},
+			func(t *testing.T, h *harness, c *clock, j queue.Job) { h.crashed(t, c, j, nil, "text.1") },
+			"Staged answer.", true},
+		{"budget ran out", reply.Options{Mode: reply.Text, Budget: 2 * time.Second, ConfirmWindow: 100 * time.Millisecond},
+			func(t *testing.T, h *harness, _ *clock, _ queue.Job) {
+				h.llm.Enqueue(geminitest.Answer{Text: long})
+				var sends atomic.Int32
+				h.graph.SetFaults(func(k graphapitest.Kind) graphapitest.Fault {
+					// The first message goes out; Meta never takes the
+					// others, which the attempt sends again until its
+					// budget ends.
+					return graphapitest.Fault{Drop: k == graphapitest.KindMessages && sends.Add(1) > 1}
+				})
+			},
+			long, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := &clock{now: time.Now()}
+			h := newHarnessWithStore(t, tt.opts, store.NewMemory(store.Options{Now: c.Now}))
+			j := job(t, "text.json")
+			h.store.Accept(context.Background(), []string{j.Message.ID})
+			tt.setup(t, h, c, j)
+			h.handle(t, j)
+			h.marker(t, j.Message.ID)
+			if slices.Contains(h.sent(), "text:"+reply.DefaultFallback) {
+				t.Fatalf("sent %q, want no fallback after the answer", h.sent())
+			}
+			if stands := strings.Contains(h.logs.String(), "it stands"); stands != tt.stands {
+				t.Fatalf("the answer stands: %v, want %v\nlogs:\n%s", stands, tt.stands, h.logs)
+			}
+			h.graph.SetFaults(nil)
+
+			h.llm.Enqueue(geminitest.Answer{Text: "The day after, rain."})
+			next := textJob(t, "wamid.next", "And the day after?")
+			h.handle(t, next)
+			reqs := h.llm.Requests()
+			want := "user:" + question + " | model:" + tt.answer + " | user:And the day after?"
+			if got := contents(reqs[len(reqs)-1]); got != want {
+				t.Errorf("the model answering the next message was sent %q, want %q\nlogs:\n%s", got, want, h.logs)
+			}
+		})
+	}
+}
+
+// contents reads the conversation a model request carried as
+// "role:text | role:text ...".
+func contents(req geminitest.Request) string {
+	var turns []string
+	for _, c := range req.Contents {
+		var text strings.Builder
+		for _, p := range c.Parts {
+			text.WriteString(p.Text)
+		}
+		turns = append(turns, c.Role+":"+text.String())
+	}
+	return strings.Join(turns, " | ")
+}
+
+// TestAnswerThatStandsUnrecorded: when the exchange of an answer that stands
+// cannot be recorded (no attempt staged the answer, or the store refuses the
+// turns), that is logged as the record of a whole answer's is, and the
+// message is completed all the same: no fallback, nothing sent again.
+func TestAnswerThatStandsUnrecorded(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		st     func(store.Options) store.Store
+		staged bool
+		want   string // in the error logged
+	}{
+		{"not staged", func(o store.Options) store.Store { return store.NewMemory(o) }, false, "answer not staged"},
+		{"store refuses", func(o store.Options) store.Store { return unrecordable{store.NewMemory(o)} }, true, "turns refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := &clock{now: time.Now()}
+			h := newHarnessWithStore(t, reply.Options{Mode: reply.Text, MaxAttempts: 1}, tt.st(store.Options{Now: c.Now}))
+			j := job(t, "text.json")
+			h.store.Accept(context.Background(), []string{j.Message.ID})
+			if tt.staged {
+				h.crashed(t, c, j, nil, "text.1")
+			} else {
+				// The attempt died after the send, before its answer was
+				// staged beside it.
+				ctx := context.Background()
+				if _, err := h.store.Claim(ctx, j.Message.ID, time.Minute); err != nil {
+					t.Fatal(err)
+				}
+				if err := h.store.MarkSent(ctx, j.Message.ID, "text.1"); err != nil {
+					t.Fatal(err)
+				}
+				c.Add(2 * time.Minute)
+			}
+			h.handle(t, j)
+			h.marker(t, j.Message.ID)
+			h.wantSent(t)
+			var logged bool
+			for line := range strings.Lines(h.logs.String()) {
+				logged = logged || strings.Contains(line, `"conversation not recorded"`) && strings.Contains(line, tt.want)
+			}
+			if !logged {
+				t.Errorf("no %q logged for the unrecorded exchange:\n%s", tt.want, h.logs)
+			}
+		})
+	}
+}
+
+// unrecordable is a store that refuses every turn.
+type unrecordable struct{ store.Store }
+
+func (unrecordable) AppendTurns(context.Context, string, ...store.Turn) error {
+	return errors.New("turns refused")
+}

@@ -642,9 +642,10 @@ func (r *faultRun) answerPart() string {
 //     latest earlier message that got an answer: that one was answered, and
 //     its exchange recorded, before this one was begun. A missing exchange
 //     is excused only by a loss the pipeline logs: the turns not recorded
-//     ("conversation not recorded"), the history not read ("history
-//     unavailable"), or a message given up on with its answer out ("part of
-//     the answer went out; it stands"), which records no turns.
+//     ("conversation not recorded"), or the history not read ("history
+//     unavailable"). A message given up on with part of its answer out
+//     ("part of the answer went out; it stands") is no excuse: its exchange
+//     is recorded too.
 func (r *faultRun) checkOrder(n int) {
 	t := r.t
 	ids := logging.NewIDs(secret)
@@ -682,10 +683,7 @@ func (r *faultRun) checkOrder(n int) {
 			logged[l.Message][l.MsgID] = true
 		}
 	}
-	unrecorded := func(i int) bool {
-		h := ids.Of(r.id(i))
-		return logged["conversation not recorded"][h] || logged["part of the answer went out; it stands"][h]
-	}
+	unrecorded := func(i int) bool { return logged["conversation not recorded"][ids.Of(r.id(i))] }
 	unread := func(i int) bool { return logged["history unavailable; answering without it"][ids.Of(r.id(i))] }
 
 	outcome := r.outcome()
