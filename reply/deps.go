@@ -64,6 +64,6 @@ type Store interface {
 	// The guard's state (see Guard).
 	Gate(ctx context.Context, sender, id string, in store.Inbound) (store.Verdict, error)
 	Spending(ctx context.Context, number string) (store.Spend, error)
-	AddSpend(ctx context.Context, number string, sp store.Spend) error
+	AddSpend(ctx context.Context, number, id string, sp store.Spend) error
 	FirstOverCeiling(ctx context.Context, number string) (bool, error)
 }

@@ -267,8 +267,10 @@ const (
 )
 
 // spend adds the reply and its estimated cost, from what the attempt used
-// (the figures of its summary line), to the number's day. A failure is
-// logged, not returned: the user has the answer.
+// (the figures of its summary line), to the number's day. The store counts
+// each message once, so a retry that finishes or completes an answer an
+// earlier attempt counted adds nothing. A failure is logged, not returned:
+// the user has the answer.
 func (a *attempt) spend(ctx context.Context) {
 	if !a.p.opts.Guard.hasCeiling() {
 		return
@@ -277,7 +279,7 @@ func (a *attempt) spend(ctx context.Context) {
 	usd := a.cost.usd()
 	a.mu.Unlock()
 	sp := store.Spend{Messages: 1, Micros: int64(usd * 1e6)}
-	if err := a.p.deps.Store.AddSpend(ctx, a.job.PhoneNumberID, sp); err != nil {
+	if err := a.p.deps.Store.AddSpend(ctx, a.job.PhoneNumberID, a.id, sp); err != nil {
 		a.log.Warn("reply not counted toward the daily ceiling", "error", err)
 	}
 }

@@ -2,11 +2,13 @@ package reply_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,4 +280,40 @@ func mustTags(t *testing.T) *store.Tags {
 		t.Fatal(err)
 	}
 	return tags
+}
+
+// TestRetryCountsOnce: an attempt answers and counts the reply toward the
+// number's day, then fails to complete the message; the retry, which finds
+// the answer sent, does not count it again.
+func TestRetryCountsOnce(t *testing.T) {
+	t.Parallel()
+	c := &clock{now: time.Now()}
+	st := &incomplete{Store: store.NewMemory(store.Options{Now: c.Now})}
+	h := newHarnessWithStore(t, reply.Options{Mode: reply.Text, Guard: reply.Guard{DailyMessages: 10}}, st)
+	j := job(t, "text.json")
+	h.store.Accept(t.Context(), []string{j.Message.ID})
+	st.fail.Store(true)
+	if err := h.p.Handle(t.Context(), j); err == nil {
+		t.Fatal("Handle = nil with Complete failing, want an error so the message is tried again")
+	}
+	st.fail.Store(false)
+	c.Add(2 * time.Minute) // the claim's lease lapses
+	h.handle(t, j)
+	h.wantSent(t, "text:You said: What's the weather like in Lisbon tomorrow?")
+	if sp, err := h.store.Spending(t.Context(), j.PhoneNumberID); err != nil || sp.Messages != 1 {
+		t.Errorf("Spending = %+v, %v; want the message counted once", sp, err)
+	}
+}
+
+// incomplete is a store whose Complete fails while fail is set.
+type incomplete struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (s *incomplete) Complete(ctx context.Context, id string, token int) error {
+	if s.fail.Load() {
+		return errors.New("complete refused")
+	}
+	return s.Store.Complete(ctx, id, token)
 }

@@ -102,6 +102,7 @@ type markerDoc struct {
 	Sent       []string  `firestore:"sent"`
 	// Sending maps a part to when its send started.
 	Sending   map[string]time.Time `firestore:"sending"`
+	Counted   bool                 `firestore:"counted"`
 	UpdatedAt time.Time            `firestore:"updatedAt"`
 	ExpireAt  time.Time            `firestore:"expireAt"`
 }
@@ -114,6 +115,7 @@ func newMarkerDoc(id string, m Marker) markerDoc {
 		LeaseUntil: m.LeaseUntil,
 		Sent:       m.Sent,
 		Sending:    m.Sending,
+		Counted:    m.Counted,
 		UpdatedAt:  m.UpdatedAt,
 		ExpireAt:   m.ExpireAt,
 	}
@@ -126,6 +128,7 @@ func (d markerDoc) marker() Marker {
 		LeaseUntil: d.LeaseUntil,
 		Sent:       d.Sent,
 		Sending:    d.Sending,
+		Counted:    d.Counted,
 		UpdatedAt:  d.UpdatedAt,
 		ExpireAt:   d.ExpireAt,
 	}
@@ -423,6 +426,14 @@ const maxWriteTries = 25
 // process killed inside one would block the marker (the next attempt's claim,
 // and the status webhooks that settle the reply) for a minute or more.
 func (s *Firestore) apply(ctx context.Context, id string, t transition) (Marker, error) {
+	return s.applyWith(ctx, id, t, nil)
+}
+
+// applyWith is apply with also's writes committed together with the
+// marker's. The commit is then a transaction without reads, which holds no
+// locks (see apply): the marker's write keeps its condition, and also
+// should write only what does not contend, such as increments.
+func (s *Firestore) applyWith(ctx context.Context, id string, t transition, also func(*firestore.Transaction) error) (Marker, error) {
 	ref := s.markerRef(id)
 	var out Marker
 	var refused error // t's refusal, returned with the marker t saw
@@ -436,6 +447,20 @@ func (s *Firestore) apply(ctx context.Context, id string, t transition) (Marker,
 			return nil
 		}
 		doc := newMarkerDoc(id, out)
+		if also != nil {
+			return s.client.RunTransaction(ctx, func(_ context.Context, tx *firestore.Transaction) error {
+				var err error
+				if found {
+					err = tx.Update(ref, doc.updates(), firestore.LastUpdateTime(snap.UpdateTime))
+				} else {
+					err = tx.Create(ref, doc)
+				}
+				if err != nil {
+					return err
+				}
+				return also(tx)
+			})
+		}
 		if !found {
 			_, err = ref.Create(ctx, doc)
 			return err
@@ -479,6 +504,7 @@ func (d markerDoc) updates() []firestore.Update {
 		{Path: "leaseUntil", Value: d.LeaseUntil},
 		{Path: "sent", Value: d.Sent},
 		{Path: "sending", Value: d.Sending},
+		{Path: "counted", Value: d.Counted},
 		{Path: "updatedAt", Value: d.UpdatedAt},
 		{Path: "expireAt", Value: d.ExpireAt},
 	}

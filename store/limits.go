@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -284,10 +285,14 @@ func (s *Memory) Spending(_ context.Context, number string) (Spend, error) {
 	return s.spend[spendKey(number, s.opts.now())].Spend, nil
 }
 
-// AddSpend adds one answered message and its estimated cost to number's day.
-func (s *Memory) AddSpend(_ context.Context, number string, sp Spend) error {
+// AddSpend adds the reply to message id and its estimated cost to number's
+// day, once per message; see Store.
+func (s *Memory) AddSpend(_ context.Context, number, id string, sp Spend) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, err := s.apply(id, count); errors.Is(err, errUnchanged) {
+		return nil
+	}
 	k := spendKey(number, s.opts.now())
 	d := s.spend[k]
 	d.Messages += sp.Messages
@@ -349,20 +354,23 @@ func (s *Firestore) Spending(ctx context.Context, number string) (Spend, error) 
 	return Spend{Messages: d.Messages, Micros: d.Micros}, nil
 }
 
-// AddSpend adds to number's day with Firestore's atomic increments rather
-// than a transaction: every answered message of a number writes this one
-// document, and increments do not contend and retry the way transactions on
-// a busy document do.
-func (s *Firestore) AddSpend(ctx context.Context, number string, sp Spend) error {
+// AddSpend adds to number's day once per message; see Store. The message's
+// marker records the count (see count), in one commit with the day's
+// Firestore atomic increments: every answered message of a number writes
+// this one document, and increments do not contend and retry the way reads
+// in transactions on a busy document do.
+func (s *Firestore) AddSpend(ctx context.Context, number, id string, sp Spend) error {
 	now := s.opts.now()
-	_, err := s.spendRef(number).Set(ctx, map[string]any{
-		"number":   number,
-		"day":      day(now),
-		"messages": firestore.Increment(sp.Messages),
-		"micros":   firestore.Increment(sp.Micros),
-		"expireAt": dayExpiry(now),
-	}, firestore.MergeAll)
-	if err != nil {
+	_, err := s.applyWith(ctx, id, count, func(tx *firestore.Transaction) error {
+		return tx.Set(s.spendRef(number), map[string]any{
+			"number":   number,
+			"day":      day(now),
+			"messages": firestore.Increment(sp.Messages),
+			"micros":   firestore.Increment(sp.Micros),
+			"expireAt": dayExpiry(now),
+		}, firestore.MergeAll)
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
 		return fmt.Errorf("add spending: %w", err)
 	}
 	return nil

@@ -135,15 +135,20 @@ func testSpending(t *testing.T, newStore newStoreFunc) {
 	f := newFixture(t, newStore)
 	ctx := t.Context()
 	const num, other = "106540352242922", "106540352242923"
+	// 20 messages, each added twice at once (a retry that races the first
+	// attempt) and once more later: each counts once.
 	var wg sync.WaitGroup
-	for range 20 {
+	for i := range 40 {
 		wg.Go(func() {
-			if err := f.AddSpend(ctx, num, Spend{Messages: 1, Micros: 3150}); err != nil {
+			if err := f.AddSpend(ctx, num, fmt.Sprint("wamid.", i%20), Spend{Messages: 1, Micros: 3150}); err != nil {
 				t.Errorf("AddSpend: %v", err)
 			}
 		})
 	}
 	wg.Wait()
+	if err := f.AddSpend(ctx, num, "wamid.7", Spend{Messages: 1, Micros: 3150}); err != nil {
+		t.Errorf("AddSpend again: %v", err)
+	}
 	if got, err := f.Spending(ctx, num); err != nil || got != (Spend{Messages: 20, Micros: 63000}) {
 		t.Errorf("Spending = %+v, %v, want 20 messages, 63000 micros", got, err)
 	}

@@ -9,7 +9,7 @@ import (
 
 // Errors the transitions refuse with that never leave the package: admit
 // reports its refusals as an Admission too, so Accept drops them, and Confirm
-// takes errUnchanged for success. A refusal writes nothing.
+// and AddSpend take errUnchanged for success. A refusal writes nothing.
 var (
 	errDuplicate = errors.New("duplicate message")
 	errPending   = errors.New("message accepted moments ago")
@@ -180,6 +180,21 @@ func confirm(part string) transition {
 		}
 		return markSent(part)(m, now)
 	}
+}
+
+// count records that the message's reply was added to its number's daily
+// spending, and refuses with errUnchanged once it was, so that a retry adds
+// nothing (see AddSpend). Like markSent it is not fenced, since the reply
+// went out whoever counts it, and it keeps the count on a missing marker.
+func count(m *Marker, _ time.Time) error {
+	if m.Counted {
+		return errUnchanged
+	}
+	if m.State == "" {
+		m.State = Processing
+	}
+	m.Counted = true
+	return nil
 }
 
 // complete marks a message Replied.

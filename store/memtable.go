@@ -26,6 +26,7 @@ type markerKey [2]uint64
 // times as Unix nanoseconds (0 for the zero time).
 type packedMarker struct {
 	state                         uint8
+	counted                       bool
 	attempts                      int
 	leaseUntil, updatedAt, expire int64
 }
@@ -65,6 +66,7 @@ func (t *markerTable) get(id string) (Marker, bool) {
 		LeaseUntil: unpackTime(p.leaseUntil),
 		Sent:       parts.sent,
 		Sending:    parts.sending,
+		Counted:    p.counted,
 		UpdatedAt:  unpackTime(p.updatedAt),
 		ExpireAt:   unpackTime(p.expire),
 	}, true
@@ -79,6 +81,7 @@ func (t *markerTable) put(id string, m Marker) {
 	}
 	t.packed[k] = packedMarker{
 		state:      uint8(state),
+		counted:    m.Counted,
 		attempts:   m.Attempts,
 		leaseUntil: packTime(m.LeaseUntil),
 		updatedAt:  packTime(m.UpdatedAt),

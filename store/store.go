@@ -77,7 +77,10 @@ type Marker struct {
 	// outcome is not known yet: the request may have reached Meta. A later
 	// attempt sends such a part again only after no status confirmed it for
 	// a while (see package reply).
-	Sending   map[string]time.Time
+	Sending map[string]time.Time
+	// Counted records that the reply was added to its number's daily
+	// spending (AddSpend), so that a retry does not add it again.
+	Counted   bool
 	UpdatedAt time.Time
 	// ExpireAt is when the marker stops counting; after it the message is
 	// treated as never seen. Firestore's TTL policy deletes it some time later.
@@ -196,8 +199,10 @@ type Store interface {
 	Gate(ctx context.Context, sender, id string, in Inbound) (Verdict, error)
 	// Spending returns what a number's replies cost today (UTC).
 	Spending(ctx context.Context, number string) (Spend, error)
-	// AddSpend adds to a number's spending today.
-	AddSpend(ctx context.Context, number string, sp Spend) error
+	// AddSpend adds the reply to message id to its number's spending today,
+	// once: the message's marker records it, and a later call for the same
+	// message (a retry's) adds nothing.
+	AddSpend(ctx context.Context, number, id string, sp Spend) error
 	// FirstOverCeiling returns true for the first call per number and day,
 	// false after.
 	FirstOverCeiling(ctx context.Context, number string) (bool, error)
