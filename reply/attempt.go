@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -546,6 +549,18 @@ func (a *attempt) answered() bool {
 		}
 	}
 	return false
+}
+
+// begun reports whether a text part and whether the voice note of the
+// answer are sent or uncertain, as far as the marker last read shows.
+func (a *attempt) begun() (text, audio bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, part := range slices.Concat(slices.Collect(maps.Keys(a.sent)), slices.Collect(maps.Keys(a.marker.Sending))) {
+		text = text || strings.HasPrefix(part, partText+".")
+		audio = audio || part == partAudio
+	}
+	return text, audio
 }
 
 // isSent reports whether part is known delivered.

@@ -151,17 +151,31 @@ func (c conversations) ResetHistory(ctx context.Context, user string) error {
 
 // serve answers the message, or sends the notice a rule calls for instead,
 // or nothing at all.
+//
+// An answer an earlier attempt began to deliver (a part of it is sent or
+// uncertain) is past the guard: that attempt's guard admitted the message,
+// and judging it again could find a sender limit tripped or the ceiling
+// reached since, and send a notice beside the answer, or nothing more of
+// it. The answer is finished instead, in the form it began: one that began
+// as text in a mode that speaks (past the ceiling with CeilingTextOnly, or
+// after its voice note failed) goes on as text, with no voice note beside.
 func (a *attempt) serve(ctx context.Context, k kind, userText string) error {
-	notice, quiet, err := a.screen(ctx, k, userText)
-	switch {
-	case err != nil:
-		return err
-	case quiet:
-		return nil
-	case notice != "":
-		return a.sendMessage(ctx, partNotice, notice)
+	text, audio := a.begun()
+	if text && a.p.opts.Mode != Both {
+		a.p.opts.Mode = Text // a.p is this job's own (see forJob)
 	}
-	err = a.answer(ctx, k, userText)
+	if !text && !audio {
+		notice, quiet, err := a.screen(ctx, k, userText)
+		switch {
+		case err != nil:
+			return err
+		case quiet:
+			return nil
+		case notice != "":
+			return a.sendMessage(ctx, partNotice, notice)
+		}
+	}
+	err := a.answer(ctx, k, userText)
 	if over, ok := errors.AsType[*overCap](err); ok {
 		a.log.Info("not answered: over a size cap", "cap", over.cap)
 		return a.sendMessage(ctx, partNotice, over.notice)

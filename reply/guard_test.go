@@ -282,6 +282,61 @@ func mustTags(t *testing.T) *store.Tags {
 	return tags
 }
 
+// TestRetryOfABegunAnswer: an attempt sent part of its answer and died;
+// meanwhile the number's ceiling was reached or the sender's limit tripped.
+// The retry finishes the answer, in the form it began, and sends no notice
+// beside it: the first attempt's guard admitted the message.
+func TestRetryOfABegunAnswer(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		mode  reply.Mode
+		guard reply.Guard
+		// meanwhile happens between the attempts.
+		meanwhile func(t *testing.T, h *harness, j queue.Job)
+		want      []string // what the retry sends
+	}{
+		{"ceiling reached", reply.Both, reply.Guard{DailyMessages: 1},
+			func(t *testing.T, h *harness, j queue.Job) {
+				if err := h.store.AddSpend(t.Context(), j.PhoneNumberID, "wamid.other", store.Spend{Messages: 1}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			[]string{"audio(voice=true)"}},
+		{"sender over the limit in a new minute", reply.Both, reply.Guard{Limits: store.Limits{PerMinute: 1}},
+			func(t *testing.T, h *harness, j queue.Job) {
+				h.handle(t, textJob(t, "wamid.next", "next question"))
+			},
+			// The next message's answer, then the rest of this one's.
+			[]string{"text:answer to next question", "audio(voice=true)", "audio(voice=true)"}},
+		{"begun as text in audio mode", reply.Audio, reply.Guard{},
+			func(*testing.T, *harness, queue.Job) {},
+			nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := &clock{now: time.Now()}
+			h := newHarnessWithStore(t, reply.Options{Mode: tt.mode, Guard: tt.guard}, store.NewMemory(store.Options{Now: c.Now}))
+			h.llm.SetEcho(func(r geminitest.Request) string { return "answer to " + r.UserText() })
+			j := job(t, "text.json")
+			h.store.Accept(t.Context(), []string{j.Message.ID})
+			// The first attempt was admitted, and counted in its minute.
+			if v, err := h.store.Gate(t.Context(), j.Sender, j.Message.ID, store.Inbound{Limits: tt.guard.Limits}); err != nil || v != store.Serve {
+				t.Fatalf("Gate = %v, %v; want Serve", v, err)
+			}
+			h.crashed(t, c, j, nil, "text.1")
+			tt.meanwhile(t, h, j)
+
+			h.handle(t, j)
+			h.wantSent(t, tt.want...)
+			if m := h.marker(t, j.Message.ID); slices.Contains(m.Sent, "notice") {
+				t.Errorf("marker has sent %q, want no notice", m.Sent)
+			}
+		})
+	}
+}
+
 // TestRetryCountsOnce: an attempt answers and counts the reply toward the
 // number's day, then fails to complete the message; the retry, which finds
 // the answer sent, does not count it again.

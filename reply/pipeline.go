@@ -19,7 +19,8 @@
 // Before any of that costs money, the guard (guard.go) applies the opt-out,
 // the per-sender limits, the reset word, the size caps and the number's
 // daily ceiling; what it answers instead is a part like any other, sent
-// exactly once.
+// exactly once. A retry of a message whose answer already went out in part
+// is past the guard, and finishes the answer (see serve).
 package reply
 
 import (
