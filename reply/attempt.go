@@ -32,6 +32,11 @@ type attempt struct {
 	// staging holds writes of staged results, which run beside the reply
 	// rather than in front of it.
 	staging sync.WaitGroup
+	// answerStaged is closed once the answer is reused or its staging
+	// write has ended, well or not; leading is set once a part of the
+	// answer took the lead. See awaitStaged.
+	answerStaged chan struct{}
+	leading      bool
 	// exchange is the message and its answer once this attempt has them
 	// (made or reused), for the record of an answer that went out only in
 	// part (see recordStanding). Only the attempt's own goroutine sets it,
@@ -54,7 +59,8 @@ type cost struct {
 
 func newAttempt(p *Pipeline, job queue.Job, m store.Marker, log *slog.Logger) *attempt {
 	a := &attempt{p: p, job: job, id: job.Message.ID, token: m.Attempts, marker: m,
-		log: log.With("attempt", m.Attempts), resuming: m.Attempts > 1, sent: map[string]bool{}}
+		log: log.With("attempt", m.Attempts), resuming: m.Attempts > 1, sent: map[string]bool{},
+		answerStaged: make(chan struct{})}
 	for _, part := range m.Sent {
 		a.sent[part] = true
 	}
@@ -204,8 +210,11 @@ func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 		if st, note, err = a.think(ctx, k, userText, speak); err != nil {
 			return err
 		}
-	case speak:
-		note = a.voiceOf(ctx, st)
+	default:
+		close(a.answerStaged)
+		if speak {
+			note = a.voiceOf(ctx, st)
+		}
 	}
 	a.exchange = st
 	if err := a.deliver(ctx, st, note, wantText); err != nil {
