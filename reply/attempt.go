@@ -207,6 +207,9 @@ func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 	var note *voiceNote
 	switch {
 	case st == nil:
+		if err := a.unknownAnswerOut(ctx); err != nil {
+			return err
+		}
 		if st, note, err = a.think(ctx, k, userText, speak); err != nil {
 			return err
 		}
@@ -230,6 +233,30 @@ func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 		"audio_in_seconds", a.cost.audioInSeconds, "tts_chars", a.cost.ttsChars)
 	a.mu.Unlock()
 	a.log.Info("replied", fields...)
+	return nil
+}
+
+// unknownAnswerOut returns errNotStaged when a part of an answer went out
+// and nothing was staged: the earlier attempt that sent it died before its
+// staging write landed, which only the first part to leave can outrun (see
+// awaitStaged), or after the write failed. That answer is unknown now, and a new one must not follow
+// it: its further parts, or the voice note beside its text, would be another
+// answer's, and the conversation would record words the user never read.
+// The part that went out stands alone, as a part does when its attempt gives
+// up (the fallback refuses to follow it), and nothing is recorded of the
+// exchange (recordStanding logs that): for an answer of one part, which is
+// the common case, the user has it whole all the same. A part whose send was
+// uncertain is settled first, as before a fallback, since only a part that
+// went out forbids a new answer.
+func (a *attempt) unknownAnswerOut(ctx context.Context) error {
+	if a.uncertain() {
+		if err := a.settleUncertain(ctx); err != nil {
+			return err
+		}
+	}
+	if a.answered() {
+		return fmt.Errorf("part of an answer went out: %w", errNotStaged)
+	}
 	return nil
 }
 

@@ -1055,3 +1055,66 @@ func TestLaterPartsWaitForTheStagedAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestNoNewAnswerAfterAnUnstagedPart: an attempt died after a part of its
+// answer went out and before the answer was staged. That answer is unknown
+// now, and no part of a new one may follow it (the rest of a long text, or
+// the voice note beside the text): the part that went out stands alone, and
+// its exchange is not recorded, which is logged. A part whose send was
+// uncertain counts once its status confirms it.
+func TestNoNewAnswerAfterAnUnstagedPart(t *testing.T) {
+	t.Parallel()
+	long := strings.TrimSpace(strings.Repeat("Porto will be sunny tomorrow. ", 150)) // two text messages
+	sent := func(part string) func(t *testing.T, h *harness, id string, token int) {
+		return func(t *testing.T, h *harness, id string, _ int) {
+			if err := h.store.MarkSent(context.Background(), id, part); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name  string
+		mode  reply.Mode
+		setup func(t *testing.T, h *harness, id string, token int)
+	}{
+		{"text", reply.Text, sent("text.1")},
+		{"both/text", reply.Both, sent("text.1")},
+		{"both/audio", reply.Both, sent("audio")},
+		{"text/confirmed while waiting", reply.Text, func(t *testing.T, h *harness, id string, token int) {
+			if err := h.store.StartSend(context.Background(), id, token, "text.1"); err != nil {
+				t.Fatal(err)
+			}
+			// The status comes while the retry waits for it.
+			time.AfterFunc(200*time.Millisecond, func() { h.store.Confirm(context.Background(), id, "text.1") })
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := &clock{now: time.Now()}
+			h := newHarnessWithStore(t, reply.Options{Mode: tt.mode, ConfirmWindow: time.Minute}, store.NewMemory(store.Options{Now: c.Now}))
+			h.llm.Enqueue(geminitest.Answer{Text: long})
+			j := job(t, "text.json")
+			ctx := context.Background()
+			h.store.Accept(ctx, []string{j.Message.ID})
+			m, err := h.store.Claim(ctx, j.Message.ID, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.setup(t, h, j.Message.ID, m.Attempts)
+			c.Add(2 * time.Minute) // the attempt died; its lease lapses
+
+			h.handle(t, j)
+			h.marker(t, j.Message.ID)
+			h.wantSent(t)
+			if n := len(h.llm.Requests()); n != 0 {
+				t.Errorf("model asked %d times, want 0: no new answer follows the part that went out", n)
+			}
+			for _, want := range []string{`"part of the answer went out; it stands"`, `"conversation not recorded"`} {
+				if !strings.Contains(h.logs.String(), want) {
+					t.Errorf("no %s logged:\n%s", want, h.logs)
+				}
+			}
+		})
+	}
+}

@@ -59,7 +59,9 @@ func (a *attempt) stageAnswer(ctx context.Context, st *staged) {
 	a.staging.Go(func() {
 		defer close(a.answerStaged)
 		if err := a.p.deps.Stager.Put(ctx, answerName(a.id), b, "application/json"); err != nil {
-			// Without it a retry would ask the model again: slower, not wrong.
+			// A retry then asks the model again if no part went out, and
+			// otherwise lets the parts that went out stand (see
+			// unknownAnswerOut).
 			a.log.Warn("answer not staged", "error", err)
 		}
 	})
@@ -74,8 +76,9 @@ func (a *attempt) stageAnswer(ctx context.Context, st *staged) {
 //
 // A staging write that failed lets the later parts go all the same. The
 // answer is whole in this attempt; holding its parts back would cut it short
-// for certain, to spare it a mix that only a crash in the middle of its
-// delivery could make.
+// for certain, to spare it a cut that only a crash in the middle of its
+// delivery could make, and even then a retry sends nothing of another answer
+// (see unknownAnswerOut).
 func (a *attempt) awaitStaged() {
 	a.mu.Lock()
 	first := !a.leading
