@@ -35,6 +35,11 @@ type attempt struct {
 	// staging holds writes of staged results, which run beside the reply
 	// rather than in front of it.
 	staging sync.WaitGroup
+	// answerStaged is closed once the answer is reused or its staging
+	// write has ended, well or not; leading is set once a part of the
+	// answer took the lead. See awaitStaged.
+	answerStaged chan struct{}
+	leading      bool
 	// exchange is the message and its answer once this attempt has them
 	// (made or reused), for the record of an answer that went out only in
 	// part (see recordStanding). Only the attempt's own goroutine sets it,
@@ -57,7 +62,8 @@ type cost struct {
 
 func newAttempt(p *Pipeline, job queue.Job, m store.Marker, log *slog.Logger) *attempt {
 	a := &attempt{p: p, job: job, id: job.Message.ID, token: m.Attempts, marker: m,
-		log: log.With("attempt", m.Attempts), resuming: m.Attempts > 1, sent: map[string]bool{}}
+		log: log.With("attempt", m.Attempts), resuming: m.Attempts > 1, sent: map[string]bool{},
+		answerStaged: make(chan struct{})}
 	for _, part := range m.Sent {
 		a.sent[part] = true
 	}
@@ -204,11 +210,17 @@ func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 	var note *voiceNote
 	switch {
 	case st == nil:
+		if err := a.unknownAnswerOut(ctx); err != nil {
+			return err
+		}
 		if st, note, err = a.think(ctx, k, userText, speak); err != nil {
 			return err
 		}
-	case speak:
-		note = a.voiceOf(ctx, st)
+	default:
+		close(a.answerStaged)
+		if speak {
+			note = a.voiceOf(ctx, st)
+		}
 	}
 	a.exchange = st
 	if err := a.deliver(ctx, st, note, wantText); err != nil {
@@ -224,6 +236,30 @@ func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 		"audio_in_seconds", a.cost.audioInSeconds, "tts_chars", a.cost.ttsChars)
 	a.mu.Unlock()
 	a.log.Info("replied", fields...)
+	return nil
+}
+
+// unknownAnswerOut returns errNotStaged when a part of an answer went out
+// and nothing was staged: the earlier attempt that sent it died before its
+// staging write landed, which only the first part to leave can outrun (see
+// awaitStaged), or after the write failed. That answer is unknown now, and a new one must not follow
+// it: its further parts, or the voice note beside its text, would be another
+// answer's, and the conversation would record words the user never read.
+// The part that went out stands alone, as a part does when its attempt gives
+// up (the fallback refuses to follow it), and nothing is recorded of the
+// exchange (recordStanding logs that): for an answer of one part, which is
+// the common case, the user has it whole all the same. A part whose send was
+// uncertain is settled first, as before a fallback, since only a part that
+// went out forbids a new answer.
+func (a *attempt) unknownAnswerOut(ctx context.Context) error {
+	if a.uncertain() {
+		if err := a.settleUncertain(ctx); err != nil {
+			return err
+		}
+	}
+	if a.answered() {
+		return fmt.Errorf("part of an answer went out: %w", errNotStaged)
+	}
 	return nil
 }
 

@@ -72,6 +72,7 @@ func (a *attempt) deliver(ctx context.Context, st *staged, note *voiceNote, want
 // exactly once.
 func (a *attempt) sendText(ctx context.Context, answer string) error {
 	for i, chunk := range graphapi.SplitText(answer) {
+		a.awaitStaged()
 		if err := a.sendMessage(ctx, partText+"."+strconv.Itoa(i+1), chunk); err != nil {
 			return err
 		}
@@ -107,6 +108,7 @@ func (a *attempt) sendVoice(ctx context.Context, note *voiceNote) error {
 	if err != nil {
 		return fmt.Errorf("upload voice note: %w", err)
 	}
+	a.awaitStaged()
 	_, err = timed(a, "send_audio", func() (struct{}, error) {
 		return struct{}{}, a.sendPart(ctx, partAudio, func(ctx context.Context, tag string) error {
 			_, err := a.p.deps.Messenger.SendAudio(ctx, a.job.PhoneNumberID, a.job.Sender, id, true, graphapi.Tag(tag))

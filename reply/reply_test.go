@@ -946,3 +946,175 @@ type unrecordable struct{ store.Store }
 func (unrecordable) AppendTurns(context.Context, string, ...store.Turn) error {
 	return errors.New("turns refused")
 }
+
+// dying is the process of an attempt that dies as it starts to send the
+// answer's second part, its staging writes slowed by delay: from then on it
+// writes nothing, and a staging write still in flight never lands.
+type dying struct {
+	reply.Store
+	reply.Stager
+	delay time.Duration
+	parts atomic.Int32
+	dead  atomic.Bool
+}
+
+// dyingAttempt is the harness's pipeline running in a dying process.
+func (h *harness) dyingAttempt(delay time.Duration) *reply.Pipeline {
+	deps := h.deps
+	d := &dying{Store: deps.Store, Stager: deps.Stager, delay: delay}
+	deps.Store, deps.Stager = d, d
+	return reply.New(deps, h.opts)
+}
+
+func (d *dying) StartSend(ctx context.Context, id string, token int, part string) error {
+	if d.parts.Add(1) > 1 {
+		d.dead.Store(true)
+	}
+	if d.dead.Load() {
+		return store.ErrLost
+	}
+	return d.Store.StartSend(ctx, id, token, part)
+}
+
+func (d *dying) Complete(ctx context.Context, id string, token int) error {
+	if d.dead.Load() {
+		return store.ErrLost
+	}
+	return d.Store.Complete(ctx, id, token)
+}
+
+func (d *dying) AppendTurns(ctx context.Context, user string, turns ...store.Turn) error {
+	if d.dead.Load() {
+		return errors.New("process died")
+	}
+	return d.Store.AppendTurns(ctx, user, turns...)
+}
+
+func (d *dying) Put(ctx context.Context, name string, data []byte, contentType string) error {
+	if strings.HasPrefix(name, "replies/") {
+		time.Sleep(d.delay)
+		if d.dead.Load() {
+			return errors.New("process died")
+		}
+	}
+	return d.Stager.Put(ctx, name, data, contentType)
+}
+
+// TestLaterPartsWaitForTheStagedAnswer: an answer's first part leaves beside
+// its staging write, but a later part waits for the write, so that a process
+// dying as it sends that later part leaves the answer staged; the retry then
+// sends the rest of the same answer rather than of a new one.
+func TestLaterPartsWaitForTheStagedAnswer(t *testing.T) {
+	t.Parallel()
+	long := func(topic string) string { // two text messages
+		return strings.TrimSpace(strings.Repeat(topic+" will be sunny tomorrow. ", 150))
+	}
+	tests := []struct {
+		mode           reply.Mode
+		answer, second string // the first attempt's answer, and the one a second question would get
+	}{
+		{reply.Text, long("Lisbon"), long("Porto")},
+		{reply.Both, shortAnswer, "Sorry, there is no table left tomorrow."},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.mode), func(t *testing.T) {
+			t.Parallel()
+			c := &clock{now: time.Now()}
+			h := newHarnessWithStore(t, reply.Options{Mode: tt.mode}, store.NewMemory(store.Options{Now: c.Now}))
+			h.llm.Enqueue(geminitest.Answer{Text: tt.answer}, geminitest.Answer{Text: tt.second})
+			j := job(t, "text.json")
+			h.store.Accept(context.Background(), []string{j.Message.ID})
+			if err := h.dyingAttempt(300*time.Millisecond).Handle(context.Background(), j); err != nil {
+				t.Fatalf("dying Handle = %v", err)
+			}
+			if n := len(h.graph.Messages()); n != 1 {
+				t.Fatalf("the dying attempt sent %v, want one part", h.sent())
+			}
+			c.Add(2 * time.Minute) // its lease lapses
+
+			h.handle(t, j)
+			h.marker(t, j.Message.ID)
+			if n := len(h.llm.Requests()); n != 1 {
+				t.Errorf("model asked %d times, want 1: the retry finishes the staged answer", n)
+			}
+			var want []string
+			for _, piece := range graphapi.SplitText(tt.answer) {
+				want = append(want, "text:"+piece)
+			}
+			if tt.mode == reply.Both {
+				want = append(want, "audio(voice=true)")
+			}
+			if got := h.sent(); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+				t.Errorf("sent %q, want %q\nlogs:\n%s", got, want, h.logs)
+			}
+			for _, text := range h.spokenTexts() {
+				if !strings.Contains(tt.answer, text) {
+					t.Errorf("spoke %q, which is not in the answer %q", text, tt.answer)
+				}
+			}
+		})
+	}
+}
+
+// TestNoNewAnswerAfterAnUnstagedPart: an attempt died after a part of its
+// answer went out and before the answer was staged. That answer is unknown
+// now, and no part of a new one may follow it (the rest of a long text, or
+// the voice note beside the text): the part that went out stands alone, and
+// its exchange is not recorded, which is logged. A part whose send was
+// uncertain counts once its status confirms it.
+func TestNoNewAnswerAfterAnUnstagedPart(t *testing.T) {
+	t.Parallel()
+	long := strings.TrimSpace(strings.Repeat("Porto will be sunny tomorrow. ", 150)) // two text messages
+	sent := func(part string) func(t *testing.T, h *harness, id string, token int) {
+		return func(t *testing.T, h *harness, id string, _ int) {
+			if err := h.store.MarkSent(context.Background(), id, part); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name  string
+		mode  reply.Mode
+		setup func(t *testing.T, h *harness, id string, token int)
+	}{
+		{"text", reply.Text, sent("text.1")},
+		{"both/text", reply.Both, sent("text.1")},
+		{"both/audio", reply.Both, sent("audio")},
+		{"text/confirmed while waiting", reply.Text, func(t *testing.T, h *harness, id string, token int) {
+			if err := h.store.StartSend(context.Background(), id, token, "text.1"); err != nil {
+				t.Fatal(err)
+			}
+			// The status comes while the retry waits for it.
+			time.AfterFunc(200*time.Millisecond, func() { h.store.Confirm(context.Background(), id, "text.1") })
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := &clock{now: time.Now()}
+			h := newHarnessWithStore(t, reply.Options{Mode: tt.mode, ConfirmWindow: time.Minute}, store.NewMemory(store.Options{Now: c.Now}))
+			h.llm.Enqueue(geminitest.Answer{Text: long})
+			j := job(t, "text.json")
+			ctx := context.Background()
+			h.store.Accept(ctx, []string{j.Message.ID})
+			m, err := h.store.Claim(ctx, j.Message.ID, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.setup(t, h, j.Message.ID, m.Attempts)
+			c.Add(2 * time.Minute) // the attempt died; its lease lapses
+
+			h.handle(t, j)
+			h.marker(t, j.Message.ID)
+			h.wantSent(t)
+			if n := len(h.llm.Requests()); n != 0 {
+				t.Errorf("model asked %d times, want 0: no new answer follows the part that went out", n)
+			}
+			for _, want := range []string{`"part of the answer went out; it stands"`, `"conversation not recorded"`} {
+				if !strings.Contains(h.logs.String(), want) {
+					t.Errorf("no %s logged:\n%s", want, h.logs)
+				}
+			}
+		})
+	}
+}

@@ -52,15 +52,41 @@ func (a *attempt) stagedAnswer(ctx context.Context) (*staged, error) {
 }
 
 // stageAnswer keeps the answer for a retry, beside the reply rather than in
-// front of it.
+// front of it: only the answer's parts after its first wait for it (see
+// awaitStaged).
 func (a *attempt) stageAnswer(ctx context.Context, st *staged) {
 	b, _ := json.Marshal(st)
 	a.staging.Go(func() {
+		defer close(a.answerStaged)
 		if err := a.p.deps.Stager.Put(ctx, answerName(a.id), b, "application/json"); err != nil {
-			// Without it a retry would ask the model again: slower, not wrong.
+			// A retry then asks the model again if no part went out, and
+			// otherwise lets the parts that went out stand (see
+			// unknownAnswerOut).
 			a.log.Warn("answer not staged", "error", err)
 		}
 	})
+}
+
+// awaitStaged holds a part of the answer back until the answer is staged,
+// unless it is the first part to leave: that one goes beside the staging
+// write, which keeps the write off the reply of one part, the common case.
+// A part after it waits, so that a retry after a crash between the two finds
+// the answer staged and sends the rest of that same answer, not of a new
+// one. The write ends with ctx, so the wait does too.
+//
+// A staging write that failed lets the later parts go all the same. The
+// answer is whole in this attempt; holding its parts back would cut it short
+// for certain, to spare it a cut that only a crash in the middle of its
+// delivery could make, and even then a retry sends nothing of another answer
+// (see unknownAnswerOut).
+func (a *attempt) awaitStaged() {
+	a.mu.Lock()
+	first := !a.leading
+	a.leading = true
+	a.mu.Unlock()
+	if !first {
+		<-a.answerStaged
+	}
 }
 
 // stagedAudio returns the voice note an earlier attempt staged, or nil.
