@@ -242,9 +242,10 @@ func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 // unknownAnswerOut returns errNotStaged when a part of an answer went out
 // and nothing was staged: the earlier attempt that sent it died before its
 // staging write landed, which only the first part to leave can outrun (see
-// awaitStaged), or after the write failed. That answer is unknown now, and a new one must not follow
-// it: its further parts, or the voice note beside its text, would be another
-// answer's, and the conversation would record words the user never read.
+// awaitStaged), or after the write failed. That answer is unknown now, and a
+// new one must not follow it: its further parts, or the voice note beside
+// its text, would be another answer's, and the conversation would record
+// words the user never read.
 // The part that went out stands alone, as a part does when its attempt gives
 // up (the fallback refuses to follow it), and nothing is recorded of the
 // exchange (recordStanding logs that): for an answer of one part, which is
