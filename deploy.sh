@@ -20,7 +20,8 @@
 # CONCURRENCY (40), MAX_INSTANCES (10), MIN_INSTANCES (0), WHATSAPP_WABA_ID
 # (subscribes the app to that WhatsApp Business Account), and settings passed
 # to the function: every setting of README's configuration table that is set
-# (REPLY_MODE, SYSTEM_PROMPT, the limits, NUMBERS, ...).
+# (REPLY_MODE, SYSTEM_PROMPT, the limits, NUMBERS or NUMBERS_FILE, ...), but
+# those for local runs and emulators.
 set -euo pipefail
 
 DRY_RUN=false
@@ -42,6 +43,15 @@ die() {
   echo "deploy.sh: $*" >&2
   exit 1
 }
+# NUMBERS_FILE names a file on this machine, which the function does not
+# have: its contents go to the function as NUMBERS. It is read before the cd
+# below, so that a path relative to where deploy.sh was run works.
+if [ -n "${NUMBERS_FILE:-}" ]; then
+  [ -z "${NUMBERS:-}" ] || die "NUMBERS and NUMBERS_FILE are both set: use one"
+  [ -r "$NUMBERS_FILE" ] || die "NUMBERS_FILE: cannot read $NUMBERS_FILE"
+  # JSON has no line break inside a string, so dropping them keeps it whole.
+  NUMBERS=$(tr -d '\r\n' <"$NUMBERS_FILE")
+fi
 # gcloud deploys the source it runs beside, and go signs with ./cmd/sign.
 cd "$(dirname "$0")"
 # Commands are printed to fd 3, so that hiding a command's own output

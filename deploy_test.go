@@ -362,3 +362,92 @@ func TestDeploySmokeCheck(t *testing.T) {
 		})
 	}
 }
+
+// offCloudRun are the settings deploy.sh does not give the function, each
+// with the reason.
+var offCloudRun = map[string]string{
+	"GOOGLE_VERTEX_BASE_URL": "an emulator's or the sandbox's address",
+	"SPEECH_ENDPOINT":        "an emulator's or the sandbox's address",
+	"TTS_ENDPOINT":           "an emulator's or the sandbox's address",
+	"GRAPH_API_BASE_URL":     "a stand-in for Meta, which deploy.sh's own calls use in tests",
+	"MEDIA_DIR":              "the local media folder; the function stages in MEDIA_BUCKET",
+	"QUEUE_WORKERS":          "the in-process queue's; the function's queue is Pub/Sub",
+	"PUBSUB_VERIFY":          "false only with the Pub/Sub emulator; the function checks every push",
+}
+
+// TestDeployPassesEverySetting: each setting the function reads reaches it
+// when it is set for deploy.sh (or deploy.sh sets it itself), but for those
+// of offCloudRun, so that a setting added to config.Load and forgotten in
+// deploy.sh's list fails here. NUMBERS_FILE's contents go as NUMBERS, since
+// the function does not have the file.
+func TestDeployPassesEverySetting(t *testing.T) {
+	d := newDeployment(t)
+	env := maps.Clone(deployEnv)
+	var given []string
+	_, _ = config.Load(func(name string) string {
+		if _, set := env[name]; !set && offCloudRun[name] == "" && name != "NUMBERS_FILE" {
+			env[name] = "set-" + strings.ToLower(name)
+			given = append(given, name)
+		}
+		return ""
+	})
+	out, calls, err := d.run(t, env)
+	must(t, out, err)
+	vars := functionEnv(t, calls)
+	for _, name := range given {
+		if _, ok := vars[name]; !ok {
+			t.Errorf("%s was set for deploy.sh, but the function was deployed without it", name)
+		}
+	}
+
+	numbers := filepath.Join(t.TempDir(), "numbers.json")
+	if err := os.WriteFile(numbers, []byte("{\n  \"106540352242922\": {\"reply_mode\": \"text\", \"system_prompt\": \"Be brief, and kind.\"}\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env = maps.Clone(deployEnv)
+	env["NUMBERS_FILE"] = numbers
+	out, calls, err = d.run(t, env)
+	must(t, out, err)
+	want := `{  "106540352242922": {"reply_mode": "text", "system_prompt": "Be brief, and kind."}}`
+	if got := functionEnv(t, calls)["NUMBERS"]; got != want {
+		t.Errorf("NUMBERS from NUMBERS_FILE = %q, want %q", got, want)
+	}
+
+	env["NUMBERS"] = want
+	out, calls, err = d.run(t, env)
+	if err == nil || !strings.Contains(out, "NUMBERS and NUMBERS_FILE are both set") {
+		t.Errorf("deploy with NUMBERS and NUMBERS_FILE = %v, want it refused\n%s", err, out)
+	}
+	if len(calls) > 0 {
+		t.Errorf("deploy with NUMBERS and NUMBERS_FILE called gcloud: %q", calls)
+	}
+}
+
+// functionEnv is the environment the function was deployed with, from the
+// last call among calls that gives one (--set-env-vars, in gcloud's list
+// syntax: NAME=value pairs separated by commas, or by the delimiter that
+// ^DELIM^ declares).
+func functionEnv(t *testing.T, calls []string) map[string]string {
+	t.Helper()
+	const flag = "--set-env-vars="
+	var list string
+	for _, c := range calls {
+		if _, after, ok := strings.Cut(c, flag); ok {
+			list = after
+		}
+	}
+	if list == "" {
+		t.Fatalf("no call among %q deploys the function with its settings", calls)
+	}
+	list, _, _ = strings.Cut(list, " --") // the flags after it
+	delim := ","
+	if rest, ok := strings.CutPrefix(list, "^"); ok {
+		delim, list, _ = strings.Cut(rest, "^")
+	}
+	env := map[string]string{}
+	for pair := range strings.SplitSeq(list, delim) {
+		name, value, _ := strings.Cut(pair, "=")
+		env[name] = value
+	}
+	return env
+}
