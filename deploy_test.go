@@ -133,9 +133,7 @@ func (d *deployment) run(t *testing.T, env map[string]string, args ...string) (s
 // deployVariables are the variables deploy.sh reads, kept out of its
 // environment unless a test gives them: each one it requires or gives a
 // default (${NAME:?...}, ${NAME:-...}), and each setting of the function,
-// which it passes on when set. With nothing set, config.Load still asks for
-// every setting: the names it asks for are the settings, and its complaints
-// about the missing ones do not matter here.
+// which it passes on when set.
 func deployVariables(t *testing.T) map[string]bool {
 	t.Helper()
 	script, err := os.ReadFile("deploy.sh")
@@ -146,8 +144,22 @@ func deployVariables(t *testing.T) map[string]bool {
 	for _, m := range regexp.MustCompile(`\$\{([A-Z_]+):[-?]`).FindAllSubmatch(script, -1) {
 		names[string(m[1])] = true
 	}
-	_, _ = config.Load(func(name string) string {
+	for _, name := range settings() {
 		names[name] = true
+	}
+	return names
+}
+
+// settings are the function's settings, in the order config.Load reads
+// them. With nothing set, config.Load still asks for every setting: the
+// names it asks for are the settings, and its complaints about the missing
+// ones do not matter here.
+func settings() []string {
+	var names []string
+	_, _ = config.Load(func(name string) string {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
 		return ""
 	})
 	return names
@@ -384,13 +396,12 @@ func TestDeployPassesEverySetting(t *testing.T) {
 	d := newDeployment(t)
 	env := maps.Clone(deployEnv)
 	var given []string
-	_, _ = config.Load(func(name string) string {
+	for _, name := range settings() {
 		if _, set := env[name]; !set && offCloudRun[name] == "" && name != "NUMBERS_FILE" {
 			env[name] = "set-" + strings.ToLower(name)
 			given = append(given, name)
 		}
-		return ""
-	})
+	}
 	out, calls, err := d.run(t, env)
 	must(t, out, err)
 	vars := functionEnv(t, calls)
