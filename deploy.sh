@@ -230,13 +230,13 @@ done
 # goes to gcloud with a delimiter of its own (see gcloud topic escaping).
 delim=,
 for pair in "${pairs[@]}"; do
-  case $pair in *,*) delim='|!|' ;; esac
+  case $pair in
+  *"|!|"*) die "${pair%%=*} holds '|!|', which deploy.sh needs as a delimiter" ;;
+  *,*) delim='|!|' ;;
+  esac
 done
 env_vars=""
-for pair in "${pairs[@]}"; do
-  case $pair in *"|!|"*) die "${pair%%=*} holds '|!|', which deploy.sh needs as a delimiter" ;; esac
-  env_vars+="${env_vars:+$delim}$pair"
-done
+for pair in "${pairs[@]}"; do env_vars+="${env_vars:+$delim}$pair"; done
 if [ "$delim" != , ]; then env_vars="^$delim^$env_vars"; fi
 secrets=""
 for name in "${SECRETS[@]}"; do
