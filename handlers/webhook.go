@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"io"
@@ -191,7 +192,11 @@ func collect(p *graphapi.Payload, d Deps, log *slog.Logger) notification {
 // names the recipient, so only its hash is logged above debug.
 func logStatus(log *slog.Logger, ids logging.IDs, s *graphapi.Status) {
 	if s.Status != "failed" {
-		log.Debug("status", "wamid", s.ID, "status", s.Status, "recipient", logging.Mask(s.RecipientID))
+		// Most webhooks are a status: as in accept, the debug line's
+		// arguments are built only when it is on.
+		if log.Enabled(context.Background(), slog.LevelDebug) {
+			log.Debug("status", "wamid", s.ID, "status", s.Status, "recipient", logging.Mask(s.RecipientID))
+		}
 		return
 	}
 	codes := make([]int, len(s.Errors))

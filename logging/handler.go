@@ -21,7 +21,7 @@ import (
 // checked against encoding/json and testing/slogtest.
 type handler struct {
 	out   *output
-	level slog.Leveler
+	level slog.Level
 	// goas are what WithGroup and WithAttrs added, in order. They are
 	// written at each Handle; the service adds only a trace this way.
 	goas []groupOrAttrs
@@ -44,7 +44,7 @@ type groupOrAttrs struct {
 // buffers hold lines being written, reused across records.
 var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-func (h *handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+func (h *handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
 
 func (h *handler) WithGroup(name string) slog.Handler {
 	if name == "" {

@@ -227,7 +227,11 @@ func (s *Firestore) Accept(ctx context.Context, ids []string) ([]Admission, erro
 				unsure = append(unsure, ids[i])
 			}
 		}
-		s.undoAccept(ctx, unsure)
+		// Release goes on though ctx may be done (the request's end is
+		// often why Accept failed). Its error is dropped, since Accept's is
+		// the one to report, and a marker it leaves is requeued by the
+		// redelivery after the grace.
+		_ = s.Release(ctx, unsure)
 		return nil, fmt.Errorf("accept: %w", failed)
 	}
 	return got, nil
@@ -283,15 +287,6 @@ func (s *Firestore) admitExisting(ctx context.Context, ids []string, existing []
 		}
 	}
 	return nil
-}
-
-// undoAccept releases the markers a failed Accept created or may have
-// created. Release goes on though ctx may be done (the request's end is often
-// why Accept failed). Its error is dropped, since Accept's is the one to
-// report, and a marker it leaves is requeued by the redelivery after the
-// grace.
-func (s *Firestore) undoAccept(ctx context.Context, ids []string) {
-	_ = s.Release(ctx, ids)
 }
 
 // releaseTimeout bounds a Release, which does not end with its caller's

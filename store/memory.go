@@ -59,8 +59,9 @@ func (s *Memory) Release(_ context.Context, ids []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, id := range ids {
-		if m, ok := s.markers.get(id); ok && m.State == Accepted {
-			s.markers.delete(id)
+		k := s.markers.key(id)
+		if m, ok := s.markers.get(k); ok && m.State == Accepted {
+			s.markers.delete(k)
 		}
 	}
 	return nil
@@ -129,12 +130,13 @@ func (s *Memory) locked(id string, t transition) (Marker, error) {
 // apply runs t on the marker of id and stores the result. The caller holds mu
 // and must not change the marker returned, which is the stored one.
 func (s *Memory) apply(id string, t transition) (Marker, error) {
-	m, found := s.markers.get(id)
+	k := s.markers.key(id)
+	m, found := s.markers.get(k)
 	m, err := s.opts.step(m, found, t)
 	if err != nil {
 		return m, err
 	}
-	s.markers.put(id, m)
+	s.markers.put(k, m)
 	return m, nil
 }
 

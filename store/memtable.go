@@ -48,13 +48,15 @@ func newMarkerTable() markerTable {
 	}
 }
 
+// key hashes id. A caller that reads and then writes a marker hashes its id
+// once, with this, and passes the key to get, put and delete: the intake
+// does both for every message.
 func (t *markerTable) key(id string) markerKey {
 	return markerKey{maphash.String(t.seeds[0], id), maphash.String(t.seeds[1], id)}
 }
 
-// get returns the marker of id, and whether there is one.
-func (t *markerTable) get(id string) (Marker, bool) {
-	k := t.key(id)
+// get returns the marker under k, and whether there is one.
+func (t *markerTable) get(k markerKey) (Marker, bool) {
 	p, ok := t.packed[k]
 	if !ok {
 		return Marker{}, false
@@ -72,9 +74,8 @@ func (t *markerTable) get(id string) (Marker, bool) {
 	}, true
 }
 
-// put stores m as the marker of id.
-func (t *markerTable) put(id string, m Marker) {
-	k := t.key(id)
+// put stores m as the marker under k.
+func (t *markerTable) put(k markerKey, m Marker) {
 	state := slices.Index(states[:], m.State)
 	if state < 0 {
 		panic("store: marker state " + string(m.State) + " is missing from states")
@@ -94,9 +95,8 @@ func (t *markerTable) put(id string, m Marker) {
 	}
 }
 
-// delete forgets the marker of id.
-func (t *markerTable) delete(id string) {
-	k := t.key(id)
+// delete forgets the marker under k.
+func (t *markerTable) delete(k markerKey) {
 	delete(t.packed, k)
 	delete(t.partsOf, k)
 }

@@ -25,25 +25,25 @@ func TestMarkerTableRoundTrip(t *testing.T) {
 			m.Counted = true
 		}
 		id := "wamid." + string(state)
-		tab.put(id, m)
-		got, ok := tab.get(id)
+		tab.put(tab.key(id), m)
+		got, ok := tab.get(tab.key(id))
 		if !ok || !reflect.DeepEqual(got, m) {
 			t.Errorf("put %+v, got %+v (%v)", m, got, ok)
 		}
 	}
-	tab.put("wamid.bare", Marker{State: Accepted})
-	if got, _ := tab.get("wamid.bare"); !reflect.DeepEqual(got, Marker{State: Accepted}) {
+	tab.put(tab.key("wamid.bare"), Marker{State: Accepted})
+	if got, _ := tab.get(tab.key("wamid.bare")); !reflect.DeepEqual(got, Marker{State: Accepted}) {
 		t.Errorf("zero times came back as %+v", got)
 	}
-	tab.put("wamid."+string(Processing), Marker{State: Replied, UpdatedAt: at})
-	if got, _ := tab.get("wamid." + string(Processing)); got.Sent != nil || got.Sending != nil {
+	tab.put(tab.key("wamid."+string(Processing)), Marker{State: Replied, UpdatedAt: at})
+	if got, _ := tab.get(tab.key("wamid." + string(Processing))); got.Sent != nil || got.Sending != nil {
 		t.Errorf("parts outlived a put without them: %+v", got)
 	}
-	tab.delete("wamid.bare")
-	if _, ok := tab.get("wamid.bare"); ok {
+	tab.delete(tab.key("wamid.bare"))
+	if _, ok := tab.get(tab.key("wamid.bare")); ok {
 		t.Error("deleted marker still there")
 	}
-	if _, ok := tab.get("wamid.never"); ok {
+	if _, ok := tab.get(tab.key("wamid.never")); ok {
 		t.Error("a marker for an id never put")
 	}
 }
