@@ -128,7 +128,7 @@ type notification struct {
 	// jobs are the messages to answer (accept reuses the array for the
 	// ones it queues).
 	jobs                         []queue.Job
-	messages                     int // all the messages, whatever became of them
+	messages                     int // the messages with an id from served senders, whatever became of them
 	confirms                     []confirmation
 	statuses, errors             int
 	queued, requeued, duplicates int
