@@ -169,6 +169,31 @@ func (h *harness) wantSent(t *testing.T, want ...string) {
 	}
 }
 
+// wantSentInAnyOrder is wantSent for parts that leave side by side (the text
+// and the voice note of both mode), in whichever order they happen to.
+func (h *harness) wantSentInAnyOrder(t *testing.T, want ...string) {
+	t.Helper()
+	if got := h.sent(); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Errorf("sent %q, want %q in any order\nlogs:\n%s", got, want, h.logs)
+	}
+}
+
+// textParts is what reaching the user as text takes body: "text:<piece>"
+// for each message Graph takes of it.
+func textParts(body string) []string {
+	var parts []string
+	for _, piece := range graphapi.SplitText(body) {
+		parts = append(parts, "text:"+piece)
+	}
+	return parts
+}
+
+// twoMessages is an answer about topic too long for one text message: it
+// leaves as two.
+func twoMessages(topic string) string {
+	return strings.TrimSpace(strings.Repeat(topic+" will be sunny tomorrow. ", 150))
+}
+
 func (h *harness) marker(t *testing.T, id string) store.Marker {
 	t.Helper()
 	// A claim of a replied message reports it without changing it.
@@ -361,14 +386,11 @@ func TestReplyModes(t *testing.T) {
 				j = h.voiceJob(t, "voice_note.ogg")
 			}
 			h.handle(t, j)
-			if got := h.sent(); tt.mode == reply.Both {
+			if tt.mode == reply.Both {
 				// The text and the voice note leave side by side: the text
 				// first as a rule, the voice note when a busy machine
 				// synthesizes it sooner.
-				slices.Sort(got)
-				if !slices.Equal(got, slices.Sorted(slices.Values(tt.want))) {
-					t.Errorf("sent %q, want %q in any order\nlogs:\n%s", got, tt.want, h.logs)
-				}
+				h.wantSentInAnyOrder(t, tt.want...)
 			} else {
 				h.wantSent(t, tt.want...)
 			}
@@ -416,10 +438,7 @@ func TestLongNotice(t *testing.T) {
 	notice := strings.Repeat("I read only text and voice notes. ", 150)
 	h := newHarness(t, reply.Options{Mode: reply.Text, Unsupported: notice})
 	h.handle(t, job(t, "location.json"))
-	var want []string
-	for _, piece := range graphapi.SplitText(notice) {
-		want = append(want, "text:"+piece)
-	}
+	want := textParts(notice)
 	if len(want) < 2 {
 		t.Fatalf("the notice fits one message (%d characters); the test needs a longer one", len(notice))
 	}
@@ -819,7 +838,7 @@ func TestFallbackAfterAnUnconfirmedSend(t *testing.T) {
 func TestAnswerThatWentOutIsRecorded(t *testing.T) {
 	t.Parallel()
 	const question = "What's the weather like in Lisbon tomorrow?"
-	long := strings.TrimSpace(strings.Repeat("Lisbon will be sunny tomorrow. ", 150)) // two text messages
+	long := twoMessages("Lisbon")
 	tests := []struct {
 		name   string
 		opts   reply.Options
@@ -1006,14 +1025,11 @@ func (d *dying) Put(ctx context.Context, name string, data []byte, contentType s
 // sends the rest of the same answer rather than of a new one.
 func TestLaterPartsWaitForTheStagedAnswer(t *testing.T) {
 	t.Parallel()
-	long := func(topic string) string { // two text messages
-		return strings.TrimSpace(strings.Repeat(topic+" will be sunny tomorrow. ", 150))
-	}
 	tests := []struct {
 		mode           reply.Mode
 		answer, second string // the first attempt's answer, and the one a second question would get
 	}{
-		{reply.Text, long("Lisbon"), long("Porto")},
+		{reply.Text, twoMessages("Lisbon"), twoMessages("Porto")},
 		{reply.Both, shortAnswer, "Sorry, there is no table left tomorrow."},
 	}
 	for _, tt := range tests {
@@ -1037,16 +1053,11 @@ func TestLaterPartsWaitForTheStagedAnswer(t *testing.T) {
 			if n := len(h.llm.Requests()); n != 1 {
 				t.Errorf("model asked %d times, want 1: the retry finishes the staged answer", n)
 			}
-			var want []string
-			for _, piece := range graphapi.SplitText(tt.answer) {
-				want = append(want, "text:"+piece)
-			}
+			want := textParts(tt.answer)
 			if tt.mode == reply.Both {
 				want = append(want, "audio(voice=true)")
 			}
-			if got := h.sent(); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
-				t.Errorf("sent %q, want %q\nlogs:\n%s", got, want, h.logs)
-			}
+			h.wantSentInAnyOrder(t, want...)
 			for _, text := range h.spokenTexts() {
 				if !strings.Contains(tt.answer, text) {
 					t.Errorf("spoke %q, which is not in the answer %q", text, tt.answer)
@@ -1064,7 +1075,7 @@ func TestLaterPartsWaitForTheStagedAnswer(t *testing.T) {
 // uncertain counts once its status confirms it.
 func TestNoNewAnswerAfterAnUnstagedPart(t *testing.T) {
 	t.Parallel()
-	long := strings.TrimSpace(strings.Repeat("Porto will be sunny tomorrow. ", 150)) // two text messages
+	long := twoMessages("Porto")
 	sent := func(part string) func(t *testing.T, h *harness, id string, token int) {
 		return func(t *testing.T, h *harness, id string, _ int) {
 			if err := h.store.MarkSent(context.Background(), id, part); err != nil {
