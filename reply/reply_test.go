@@ -632,30 +632,47 @@ func (c *clock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// died leaves the state of an attempt that claimed the message, did what
+// during does with the claim's fencing token, and died; then it lets the
+// attempt's lease lapse.
+func (h *harness) died(t *testing.T, c *clock, j queue.Job, during func(token int)) {
+	t.Helper()
+	m, err := h.store.Claim(context.Background(), j.Message.ID, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	during(m.Attempts)
+	c.Add(2 * time.Minute)
+}
+
 // crashed leaves the state of an attempt that staged its answer (and, when
 // audio is given, its voice note), sent the parts named, and died; then it
 // lets the attempt's lease lapse.
 func (h *harness) crashed(t *testing.T, c *clock, j queue.Job, audio []byte, parts ...string) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := h.store.Claim(ctx, j.Message.ID, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	answer := []byte(`{"question":"What's the weather like in Lisbon tomorrow?","answer":"Staged answer."}`)
-	if err := h.stager.Put(ctx, "replies/"+objectName(j.Message.ID)+".json", answer, "application/json"); err != nil {
-		t.Fatal(err)
-	}
-	if audio != nil {
-		if err := h.stager.Put(ctx, "replies/"+objectName(j.Message.ID)+".ogg", audio, "audio/ogg"); err != nil {
+	h.died(t, c, j, func(int) {
+		ctx := context.Background()
+		answer := []byte(`{"question":"What's the weather like in Lisbon tomorrow?","answer":"Staged answer."}`)
+		if err := h.stager.Put(ctx, "replies/"+objectName(j.Message.ID)+".json", answer, "application/json"); err != nil {
 			t.Fatal(err)
 		}
-	}
+		if audio != nil {
+			if err := h.stager.Put(ctx, "replies/"+objectName(j.Message.ID)+".ogg", audio, "audio/ogg"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.markSent(t, j.Message.ID, parts...)
+	})
+}
+
+// markSent records the parts named as sent, as their status webhooks do.
+func (h *harness) markSent(t *testing.T, id string, parts ...string) {
+	t.Helper()
 	for _, p := range parts {
-		if err := h.store.MarkSent(ctx, j.Message.ID, p); err != nil {
+		if err := h.store.MarkSent(context.Background(), id, p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.Add(2 * time.Minute)
 }
 
 func TestRetryResumesAfterSentParts(t *testing.T) {
@@ -936,14 +953,7 @@ func TestAnswerThatStandsUnrecorded(t *testing.T) {
 			} else {
 				// The attempt died after the send, before its answer was
 				// staged beside it.
-				ctx := context.Background()
-				if _, err := h.store.Claim(ctx, j.Message.ID, time.Minute); err != nil {
-					t.Fatal(err)
-				}
-				if err := h.store.MarkSent(ctx, j.Message.ID, "text.1"); err != nil {
-					t.Fatal(err)
-				}
-				c.Add(2 * time.Minute)
+				h.died(t, c, j, func(int) { h.markSent(t, j.Message.ID, "text.1") })
 			}
 			h.handle(t, j)
 			h.marker(t, j.Message.ID)
@@ -1077,11 +1087,7 @@ func TestNoNewAnswerAfterAnUnstagedPart(t *testing.T) {
 	t.Parallel()
 	long := twoMessages("Porto")
 	sent := func(part string) func(t *testing.T, h *harness, id string, token int) {
-		return func(t *testing.T, h *harness, id string, _ int) {
-			if err := h.store.MarkSent(context.Background(), id, part); err != nil {
-				t.Fatal(err)
-			}
-		}
+		return func(t *testing.T, h *harness, id string, _ int) { h.markSent(t, id, part) }
 	}
 	tests := []struct {
 		name  string
@@ -1106,14 +1112,8 @@ func TestNoNewAnswerAfterAnUnstagedPart(t *testing.T) {
 			h := newHarnessWithStore(t, reply.Options{Mode: tt.mode, ConfirmWindow: time.Minute}, store.NewMemory(store.Options{Now: c.Now}))
 			h.llm.Enqueue(geminitest.Answer{Text: long})
 			j := job(t, "text.json")
-			ctx := context.Background()
-			h.store.Accept(ctx, []string{j.Message.ID})
-			m, err := h.store.Claim(ctx, j.Message.ID, time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tt.setup(t, h, j.Message.ID, m.Attempts)
-			c.Add(2 * time.Minute) // the attempt died; its lease lapses
+			h.store.Accept(context.Background(), []string{j.Message.ID})
+			h.died(t, c, j, func(token int) { tt.setup(t, h, j.Message.ID, token) })
 
 			h.handle(t, j)
 			h.marker(t, j.Message.ID)
