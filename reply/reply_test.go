@@ -76,10 +76,6 @@ func newHarnessWithStore(t *testing.T, opts reply.Options, st store.Store) *harn
 	if opts.RetryBackoff == 0 {
 		opts.RetryBackoff = time.Millisecond
 	}
-	tags, err := store.NewTags("test-app-secret")
-	if err != nil {
-		t.Fatal(err)
-	}
 	h.deps, h.opts = reply.Deps{
 		Messenger: graphapi.New(graphapi.Config{
 			BaseURL: h.graph.URL, Token: graphapitest.Token, BaseBackoff: time.Millisecond,
@@ -92,10 +88,21 @@ func newHarnessWithStore(t *testing.T, opts reply.Options, st store.Store) *harn
 		Store:       st,
 		Logger:      logging.New(h.logs, slog.LevelDebug),
 		IDs:         logging.NewIDs("test-app-secret"),
-		Tags:        tags,
+		Tags:        mustTags(t),
 	}, opts
 	h.p = reply.New(h.deps, h.opts)
 	return h
+}
+
+// mustTags is the sealer of the tests' app secret, which the harness's
+// pipeline tags its messages with.
+func mustTags(tb testing.TB) *store.Tags {
+	tb.Helper()
+	tags, err := store.NewTags("test-app-secret")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tags
 }
 
 // job reads a webhook fixture holding one message and makes the job the
@@ -755,8 +762,7 @@ func TestNoFallbackAfterASendInFlight(t *testing.T) {
 		t.Fatalf("sent %v, want the answer alone", h.sent())
 	}
 	// Meta's status for it echoes the tag; the webhook confirms the part.
-	tags, _ := store.NewTags("test-app-secret")
-	id, part, ok := tags.Open(msgs[0].CallbackData)
+	id, part, ok := mustTags(t).Open(msgs[0].CallbackData)
 	if !ok || id != j.Message.ID {
 		t.Fatalf("the answer's tag %q does not open to this message", msgs[0].CallbackData)
 	}
