@@ -326,15 +326,9 @@ func testHistoryCarried(t *testing.T, st store.Store) {
 	if len(reqs) != 2 {
 		t.Fatalf("model asked %d times, want 2", len(reqs))
 	}
-	var turns []string
-	for _, c := range reqs[1].Contents {
-		for _, p := range c.Parts {
-			turns = append(turns, c.Role+":"+p.Text)
-		}
-	}
 	want := "user:My name is Ana. | model:Nice to meet you, Ana. | user:What is my name?"
-	if strings.Join(turns, " | ") != want {
-		t.Errorf("second request contents = %q, want %q", strings.Join(turns, " | "), want)
+	if got := contents(reqs[1]); got != want {
+		t.Errorf("second request contents = %q, want %q", got, want)
 	}
 	h.wantSent(t, "text:Nice to meet you, Ana.", "text:Your name is Ana.")
 }
