@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/patternai/whatsapp-node/gemini"
@@ -39,7 +40,7 @@ type attempt struct {
 	// write has ended, well or not; leading is set once a part of the
 	// answer took the lead. See awaitStaged.
 	answerStaged chan struct{}
-	leading      bool
+	leading      atomic.Bool
 	// exchange is the message and its answer once this attempt has them
 	// (made or reused), for the record of an answer that went out only in
 	// part (see recordStanding). Only the attempt's own goroutine sets it,

@@ -89,15 +89,11 @@ func BenchmarkPipelineOverhead(b *testing.B) {
 				b.Fatal(err)
 			}
 			st := store.NewMemory(store.Options{})
-			tags, err := store.NewTags("bench-secret")
-			if err != nil {
-				b.Fatal(err)
-			}
 			p := reply.New(reply.Deps{
 				Messenger:   graphapi.New(graphapi.Config{BaseURL: graph.URL, Token: graphapitest.Token, HTTPClient: slow}),
 				Transcriber: speechClient, Synthesizer: speechClient, Responder: llm,
 				Stager: media.NewBucket(gcsClient, mediatest.BucketName), Store: st,
-				Logger: slog.New(slog.DiscardHandler), IDs: logging.NewIDs("bench-secret"), Tags: tags,
+				Logger: slog.New(slog.DiscardHandler), IDs: logging.NewIDs("bench-secret"), Tags: mustTags(b),
 			}, reply.Options{})
 			voice, err := os.ReadFile(filepath.Join("..", "testdata", "voice_note.ogg"))
 			if err != nil {

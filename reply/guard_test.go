@@ -273,15 +273,6 @@ func TestNoticeAfterARetry(t *testing.T) {
 	}
 }
 
-func mustTags(t *testing.T) *store.Tags {
-	t.Helper()
-	tags, err := store.NewTags("test-app-secret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tags
-}
-
 // TestRetryOfABegunAnswer: an attempt sent part of its answer and died;
 // meanwhile the number's ceiling was reached or the sender's limit tripped.
 // The retry finishes the answer, in the form it began, and sends no notice

@@ -76,10 +76,6 @@ func newHarnessWithStore(t *testing.T, opts reply.Options, st store.Store) *harn
 	if opts.RetryBackoff == 0 {
 		opts.RetryBackoff = time.Millisecond
 	}
-	tags, err := store.NewTags("test-app-secret")
-	if err != nil {
-		t.Fatal(err)
-	}
 	h.deps, h.opts = reply.Deps{
 		Messenger: graphapi.New(graphapi.Config{
 			BaseURL: h.graph.URL, Token: graphapitest.Token, BaseBackoff: time.Millisecond,
@@ -92,10 +88,21 @@ func newHarnessWithStore(t *testing.T, opts reply.Options, st store.Store) *harn
 		Store:       st,
 		Logger:      logging.New(h.logs, slog.LevelDebug),
 		IDs:         logging.NewIDs("test-app-secret"),
-		Tags:        tags,
+		Tags:        mustTags(t),
 	}, opts
 	h.p = reply.New(h.deps, h.opts)
 	return h
+}
+
+// mustTags is the sealer of the tests' app secret, which the harness's
+// pipeline tags its messages with.
+func mustTags(tb testing.TB) *store.Tags {
+	tb.Helper()
+	tags, err := store.NewTags("test-app-secret")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tags
 }
 
 // job reads a webhook fixture holding one message and makes the job the
@@ -167,6 +174,31 @@ func (h *harness) wantSent(t *testing.T, want ...string) {
 	if got := h.sent(); strings.Join(got, " | ") != strings.Join(want, " | ") {
 		t.Errorf("sent %q, want %q\nlogs:\n%s", got, want, h.logs)
 	}
+}
+
+// wantSentInAnyOrder is wantSent for parts that leave side by side (the text
+// and the voice note of both mode), in whichever order they happen to.
+func (h *harness) wantSentInAnyOrder(t *testing.T, want ...string) {
+	t.Helper()
+	if got := h.sent(); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Errorf("sent %q, want %q in any order\nlogs:\n%s", got, want, h.logs)
+	}
+}
+
+// textParts is what reaching the user as text takes body: "text:<piece>"
+// for each message Graph takes of it.
+func textParts(body string) []string {
+	var parts []string
+	for _, piece := range graphapi.SplitText(body) {
+		parts = append(parts, "text:"+piece)
+	}
+	return parts
+}
+
+// twoMessages is an answer about topic too long for one text message: it
+// leaves as two.
+func twoMessages(topic string) string {
+	return strings.TrimSpace(strings.Repeat(topic+" will be sunny tomorrow. ", 150))
 }
 
 func (h *harness) marker(t *testing.T, id string) store.Marker {
@@ -294,15 +326,9 @@ func testHistoryCarried(t *testing.T, st store.Store) {
 	if len(reqs) != 2 {
 		t.Fatalf("model asked %d times, want 2", len(reqs))
 	}
-	var turns []string
-	for _, c := range reqs[1].Contents {
-		for _, p := range c.Parts {
-			turns = append(turns, c.Role+":"+p.Text)
-		}
-	}
 	want := "user:My name is Ana. | model:Nice to meet you, Ana. | user:What is my name?"
-	if strings.Join(turns, " | ") != want {
-		t.Errorf("second request contents = %q, want %q", strings.Join(turns, " | "), want)
+	if got := contents(reqs[1]); got != want {
+		t.Errorf("second request contents = %q, want %q", got, want)
 	}
 	h.wantSent(t, "text:Nice to meet you, Ana.", "text:Your name is Ana.")
 }
@@ -361,14 +387,11 @@ func TestReplyModes(t *testing.T) {
 				j = h.voiceJob(t, "voice_note.ogg")
 			}
 			h.handle(t, j)
-			if got := h.sent(); tt.mode == reply.Both {
+			if tt.mode == reply.Both {
 				// The text and the voice note leave side by side: the text
 				// first as a rule, the voice note when a busy machine
 				// synthesizes it sooner.
-				slices.Sort(got)
-				if !slices.Equal(got, slices.Sorted(slices.Values(tt.want))) {
-					t.Errorf("sent %q, want %q in any order\nlogs:\n%s", got, tt.want, h.logs)
-				}
+				h.wantSentInAnyOrder(t, tt.want...)
 			} else {
 				h.wantSent(t, tt.want...)
 			}
@@ -416,10 +439,7 @@ func TestLongNotice(t *testing.T) {
 	notice := strings.Repeat("I read only text and voice notes. ", 150)
 	h := newHarness(t, reply.Options{Mode: reply.Text, Unsupported: notice})
 	h.handle(t, job(t, "location.json"))
-	var want []string
-	for _, piece := range graphapi.SplitText(notice) {
-		want = append(want, "text:"+piece)
-	}
+	want := textParts(notice)
 	if len(want) < 2 {
 		t.Fatalf("the notice fits one message (%d characters); the test needs a longer one", len(notice))
 	}
@@ -613,30 +633,47 @@ func (c *clock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// died leaves the state of an attempt that claimed the message, did what
+// during does with the claim's fencing token, and died; then it lets the
+// attempt's lease lapse.
+func (h *harness) died(t *testing.T, c *clock, j queue.Job, during func(token int)) {
+	t.Helper()
+	m, err := h.store.Claim(context.Background(), j.Message.ID, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	during(m.Attempts)
+	c.Add(2 * time.Minute)
+}
+
 // crashed leaves the state of an attempt that staged its answer (and, when
 // audio is given, its voice note), sent the parts named, and died; then it
 // lets the attempt's lease lapse.
 func (h *harness) crashed(t *testing.T, c *clock, j queue.Job, audio []byte, parts ...string) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := h.store.Claim(ctx, j.Message.ID, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	answer := []byte(`{"question":"What's the weather like in Lisbon tomorrow?","answer":"Staged answer."}`)
-	if err := h.stager.Put(ctx, "replies/"+objectName(j.Message.ID)+".json", answer, "application/json"); err != nil {
-		t.Fatal(err)
-	}
-	if audio != nil {
-		if err := h.stager.Put(ctx, "replies/"+objectName(j.Message.ID)+".ogg", audio, "audio/ogg"); err != nil {
+	h.died(t, c, j, func(int) {
+		ctx := context.Background()
+		answer := []byte(`{"question":"What's the weather like in Lisbon tomorrow?","answer":"Staged answer."}`)
+		if err := h.stager.Put(ctx, "replies/"+objectName(j.Message.ID)+".json", answer, "application/json"); err != nil {
 			t.Fatal(err)
 		}
-	}
+		if audio != nil {
+			if err := h.stager.Put(ctx, "replies/"+objectName(j.Message.ID)+".ogg", audio, "audio/ogg"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.markSent(t, j.Message.ID, parts...)
+	})
+}
+
+// markSent records the parts named as sent, as their status webhooks do.
+func (h *harness) markSent(t *testing.T, id string, parts ...string) {
+	t.Helper()
 	for _, p := range parts {
-		if err := h.store.MarkSent(ctx, j.Message.ID, p); err != nil {
+		if err := h.store.MarkSent(context.Background(), id, p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.Add(2 * time.Minute)
 }
 
 func TestRetryResumesAfterSentParts(t *testing.T) {
@@ -719,8 +756,7 @@ func TestNoFallbackAfterASendInFlight(t *testing.T) {
 		t.Fatalf("sent %v, want the answer alone", h.sent())
 	}
 	// Meta's status for it echoes the tag; the webhook confirms the part.
-	tags, _ := store.NewTags("test-app-secret")
-	id, part, ok := tags.Open(msgs[0].CallbackData)
+	id, part, ok := mustTags(t).Open(msgs[0].CallbackData)
 	if !ok || id != j.Message.ID {
 		t.Fatalf("the answer's tag %q does not open to this message", msgs[0].CallbackData)
 	}
@@ -819,7 +855,7 @@ func TestFallbackAfterAnUnconfirmedSend(t *testing.T) {
 func TestAnswerThatWentOutIsRecorded(t *testing.T) {
 	t.Parallel()
 	const question = "What's the weather like in Lisbon tomorrow?"
-	long := strings.TrimSpace(strings.Repeat("Lisbon will be sunny tomorrow. ", 150)) // two text messages
+	long := twoMessages("Lisbon")
 	tests := []struct {
 		name   string
 		opts   reply.Options
@@ -917,14 +953,7 @@ func TestAnswerThatStandsUnrecorded(t *testing.T) {
 			} else {
 				// The attempt died after the send, before its answer was
 				// staged beside it.
-				ctx := context.Background()
-				if _, err := h.store.Claim(ctx, j.Message.ID, time.Minute); err != nil {
-					t.Fatal(err)
-				}
-				if err := h.store.MarkSent(ctx, j.Message.ID, "text.1"); err != nil {
-					t.Fatal(err)
-				}
-				c.Add(2 * time.Minute)
+				h.died(t, c, j, func(int) { h.markSent(t, j.Message.ID, "text.1") })
 			}
 			h.handle(t, j)
 			h.marker(t, j.Message.ID)
@@ -1006,14 +1035,11 @@ func (d *dying) Put(ctx context.Context, name string, data []byte, contentType s
 // sends the rest of the same answer rather than of a new one.
 func TestLaterPartsWaitForTheStagedAnswer(t *testing.T) {
 	t.Parallel()
-	long := func(topic string) string { // two text messages
-		return strings.TrimSpace(strings.Repeat(topic+" will be sunny tomorrow. ", 150))
-	}
 	tests := []struct {
 		mode           reply.Mode
 		answer, second string // the first attempt's answer, and the one a second question would get
 	}{
-		{reply.Text, long("Lisbon"), long("Porto")},
+		{reply.Text, twoMessages("Lisbon"), twoMessages("Porto")},
 		{reply.Both, shortAnswer, "Sorry, there is no table left tomorrow."},
 	}
 	for _, tt := range tests {
@@ -1037,16 +1063,11 @@ func TestLaterPartsWaitForTheStagedAnswer(t *testing.T) {
 			if n := len(h.llm.Requests()); n != 1 {
 				t.Errorf("model asked %d times, want 1: the retry finishes the staged answer", n)
 			}
-			var want []string
-			for _, piece := range graphapi.SplitText(tt.answer) {
-				want = append(want, "text:"+piece)
-			}
+			want := textParts(tt.answer)
 			if tt.mode == reply.Both {
 				want = append(want, "audio(voice=true)")
 			}
-			if got := h.sent(); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
-				t.Errorf("sent %q, want %q\nlogs:\n%s", got, want, h.logs)
-			}
+			h.wantSentInAnyOrder(t, want...)
 			for _, text := range h.spokenTexts() {
 				if !strings.Contains(tt.answer, text) {
 					t.Errorf("spoke %q, which is not in the answer %q", text, tt.answer)
@@ -1064,13 +1085,9 @@ func TestLaterPartsWaitForTheStagedAnswer(t *testing.T) {
 // uncertain counts once its status confirms it.
 func TestNoNewAnswerAfterAnUnstagedPart(t *testing.T) {
 	t.Parallel()
-	long := strings.TrimSpace(strings.Repeat("Porto will be sunny tomorrow. ", 150)) // two text messages
+	long := twoMessages("Porto")
 	sent := func(part string) func(t *testing.T, h *harness, id string, token int) {
-		return func(t *testing.T, h *harness, id string, _ int) {
-			if err := h.store.MarkSent(context.Background(), id, part); err != nil {
-				t.Fatal(err)
-			}
-		}
+		return func(t *testing.T, h *harness, id string, _ int) { h.markSent(t, id, part) }
 	}
 	tests := []struct {
 		name  string
@@ -1095,14 +1112,8 @@ func TestNoNewAnswerAfterAnUnstagedPart(t *testing.T) {
 			h := newHarnessWithStore(t, reply.Options{Mode: tt.mode, ConfirmWindow: time.Minute}, store.NewMemory(store.Options{Now: c.Now}))
 			h.llm.Enqueue(geminitest.Answer{Text: long})
 			j := job(t, "text.json")
-			ctx := context.Background()
-			h.store.Accept(ctx, []string{j.Message.ID})
-			m, err := h.store.Claim(ctx, j.Message.ID, time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tt.setup(t, h, j.Message.ID, m.Attempts)
-			c.Add(2 * time.Minute) // the attempt died; its lease lapses
+			h.store.Accept(context.Background(), []string{j.Message.ID})
+			h.died(t, c, j, func(token int) { tt.setup(t, h, j.Message.ID, token) })
 
 			h.handle(t, j)
 			h.marker(t, j.Message.ID)

@@ -80,11 +80,7 @@ func (a *attempt) stageAnswer(ctx context.Context, st *staged) {
 // delivery could make, and even then a retry sends nothing of another answer
 // (see unknownAnswerOut).
 func (a *attempt) awaitStaged() {
-	a.mu.Lock()
-	first := !a.leading
-	a.leading = true
-	a.mu.Unlock()
-	if !first {
+	if first := a.leading.CompareAndSwap(false, true); !first {
 		<-a.answerStaged
 	}
 }
