@@ -24,6 +24,7 @@ import (
 	"github.com/patternai/whatsapp-node/queue/queuetest"
 	"github.com/patternai/whatsapp-node/service"
 	"github.com/patternai/whatsapp-node/speech/speechtest"
+	"github.com/patternai/whatsapp-node/store"
 )
 
 const secret = "e2e-app-secret"
@@ -212,5 +213,15 @@ func TestProductionPath(t *testing.T) {
 	objs, _, err := gcs.ListObjectsWithOptions("e2e-media", fakestorage.ListOptions{Prefix: "inbound/"})
 	if err != nil || len(objs) != 1 {
 		t.Errorf("staged voice notes = %d (%v), want 1", len(objs), err)
+	}
+}
+
+// TestMarkersOutliveMetaRetries: MARKER_TTL unset means the store's default,
+// which config takes to cover Meta's retry window; shorter, a late
+// redelivery would be answered twice. config cannot import store, so the two
+// constants meet here, where the service joins them.
+func TestMarkersOutliveMetaRetries(t *testing.T) {
+	if store.DefaultMarkerTTL < config.MetaRetryWindow {
+		t.Errorf("store.DefaultMarkerTTL = %v, shorter than config.MetaRetryWindow = %v", store.DefaultMarkerTTL, config.MetaRetryWindow)
 	}
 }
