@@ -300,3 +300,46 @@ func (ownerCreds) GetRequestMetadata(context.Context, ...string) (map[string]str
 	return map[string]string{"authorization": "Bearer owner"}, nil
 }
 func (ownerCreds) RequireTransportSecurity() bool { return false }
+
+// TestSpendingAtMidnight checks that a day's spending document holds that
+// day's date when the clock turns midnight between the store's reads of it.
+func TestSpendingAtMidnight(t *testing.T) {
+	client := emulatorClient(t)
+	midnight := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	// Every read of the clock is a microsecond later, from just before
+	// midnight: a second read in one call lands on the next day.
+	var reads atomic.Int64
+	now := func() time.Time { return midnight.Add(time.Duration(reads.Add(1)-2) * time.Microsecond) }
+	s := newFirestore(client, Options{Now: now}, testPrefix())
+	const number = "106540352242922"
+	for _, id := range []string{"m1", "m2"} {
+		reads.Store(0)
+		if _, err := s.Accept(t.Context(), []string{id}); err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+		reads.Store(0)
+		if err := s.AddSpend(t.Context(), number, id, Spend{Messages: 1, Micros: 10}); err != nil {
+			t.Fatalf("AddSpend: %v", err)
+		}
+		reads.Store(0)
+		if _, err := s.FirstOverCeiling(t.Context(), number); err != nil {
+			t.Fatalf("FirstOverCeiling: %v", err)
+		}
+	}
+	docs, err := s.spending.Documents(t.Context()).GetAll()
+	if err != nil {
+		t.Fatalf("spending documents: %v", err)
+	}
+	if len(docs) == 0 {
+		t.Fatal("no spending document written")
+	}
+	for _, doc := range docs {
+		var d spendDoc
+		if err := doc.DataTo(&d); err != nil {
+			t.Fatalf("%s: %v", doc.Ref.ID, err)
+		}
+		if want := docID(number + "/" + d.Day); doc.Ref.ID != want {
+			t.Errorf("document %s holds day %q (%+v): it belongs in %s", doc.Ref.ID, d.Day, d, want)
+		}
+	}
+}

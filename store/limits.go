@@ -331,8 +331,11 @@ type spendDoc struct {
 	ExpireAt time.Time `firestore:"expireAt"`
 }
 
-func (s *Firestore) spendRef(number string) *firestore.DocumentRef {
-	return s.spending.Doc(docID(spendKey(number, s.opts.now())))
+// spendRef is number's document for the day of now. A caller reads the clock
+// once and passes it here and to the fields it writes, so that at midnight a
+// document cannot get the other day's date.
+func (s *Firestore) spendRef(number string, now time.Time) *firestore.DocumentRef {
+	return s.spending.Doc(docID(spendKey(number, now)))
 }
 
 // Spending returns what number spent today (UTC). It is a plain read: the
@@ -340,7 +343,7 @@ func (s *Firestore) spendRef(number string) *firestore.DocumentRef {
 // after, so replies in flight at that moment can pass it, by at most the
 // number of messages being answered at once.
 func (s *Firestore) Spending(ctx context.Context, number string) (Spend, error) {
-	snap, err := s.spendRef(number).Get(ctx)
+	snap, err := s.spendRef(number, s.opts.now()).Get(ctx)
 	if status.Code(err) == codes.NotFound {
 		return Spend{}, nil
 	}
@@ -362,7 +365,7 @@ func (s *Firestore) Spending(ctx context.Context, number string) (Spend, error) 
 func (s *Firestore) AddSpend(ctx context.Context, number, id string, sp Spend) error {
 	now := s.opts.now()
 	_, err := s.applyWith(ctx, id, count, func(tx *firestore.Transaction) error {
-		return tx.Set(s.spendRef(number), map[string]any{
+		return tx.Set(s.spendRef(number, now), map[string]any{
 			"number":   number,
 			"day":      day(now),
 			"messages": firestore.Increment(sp.Messages),
@@ -380,11 +383,11 @@ func (s *Firestore) AddSpend(ctx context.Context, number, id string, sp Spend) e
 // see Memory.FirstOverCeiling. It sets the day's flag by compare-and-set, so
 // that of two instances racing only one sees it unset.
 func (s *Firestore) FirstOverCeiling(ctx context.Context, number string) (bool, error) {
-	ref := s.spendRef(number)
+	now := s.opts.now()
+	ref := s.spendRef(number, now)
 	first := false
 	err := untilFirst(ctx, maxSenderTries, func() error {
 		snap, err := ref.Get(ctx)
-		now := s.opts.now()
 		flag := map[string]any{"number": number, "day": day(now), "warned": true,
 			"expireAt": dayExpiry(now)}
 		switch {
