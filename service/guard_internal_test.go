@@ -29,3 +29,23 @@ func TestNumberSpeech(t *testing.T) {
 		}
 	}
 }
+
+// TestGeminiConfigLocal checks which Gemini endpoints get a transport without
+// credentials: those on this machine, with a port or without.
+func TestGeminiConfigLocal(t *testing.T) {
+	t.Parallel()
+	for raw, local := range map[string]bool{
+		"":                          false, // Vertex AI itself
+		"https://example.com/":      false,
+		"http://10.0.0.1:8080/":     false,
+		"http://127.0.0.1:8080/":    true,
+		"http://127.0.0.1/":         true,
+		"http://localhost/v1":       true,
+		"http://[::1]:9/":           true,
+		"http://localhost.example/": false,
+	} {
+		if got := geminiConfig(config.Config{GeminiURL: raw}).HTTPClient != nil; got != local {
+			t.Errorf("geminiConfig(GeminiURL %q): own transport without credentials %v, want %v", raw, got, local)
+		}
+	}
+}

@@ -216,7 +216,7 @@ func geminiConfig(cfg config.Config) gemini.Config {
 		SystemPrompt: cfg.SystemPrompt,
 		BaseURL:      cfg.GeminiURL,
 	}
-	if u, err := url.Parse(cfg.GeminiURL); err == nil && loopback(u.Host) {
+	if u, err := url.Parse(cfg.GeminiURL); err == nil && localnet.Host(u.Hostname()) {
 		gc.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	return gc
