@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 
@@ -226,7 +225,7 @@ func geminiConfig(cfg config.Config) gemini.Config {
 // loopback address speaks plain gRPC and takes no credentials.
 func emulatorOptions(endpoints ...string) []option.ClientOption {
 	for _, e := range endpoints {
-		if !loopback(e) {
+		if !localnet.HostPort(e) {
 			return nil
 		}
 	}
@@ -234,12 +233,6 @@ func emulatorOptions(endpoints ...string) []option.ClientOption {
 		option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
 	}
-}
-
-// loopback reports whether hostport names this machine.
-func loopback(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	return err == nil && localnet.Host(host)
 }
 
 // ServeHTTP serves the service's routes.

@@ -33,6 +33,7 @@ import (
 
 	"github.com/patternai/whatsapp-node/graphapi"
 	"github.com/patternai/whatsapp-node/handlers"
+	"github.com/patternai/whatsapp-node/internal/localnet"
 	"github.com/patternai/whatsapp-node/logging"
 	"github.com/patternai/whatsapp-node/queue"
 	"github.com/patternai/whatsapp-node/store"
@@ -82,12 +83,8 @@ func fail(err error) {
 
 // loopback refuses any address that is not on this machine.
 func loopback(hostport string) error {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return err
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("%s is not a loopback address", hostport)
+	if !localnet.HostPort(hostport) {
+		return fmt.Errorf("%s is not host:port on a loopback address", hostport)
 	}
 	return nil
 }

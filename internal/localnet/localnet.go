@@ -18,6 +18,12 @@ func Host(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// HostPort reports whether hostport (host:port) names this machine.
+func HostPort(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	return err == nil && Host(host)
+}
+
 // PrivateURL reports whether a bearer token sent to raw stays private: over
 // https, or over plain http to this machine.
 func PrivateURL(raw string) bool {

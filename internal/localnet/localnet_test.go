@@ -21,3 +21,19 @@ func TestPrivateURL(t *testing.T) {
 		}
 	}
 }
+
+func TestHostPort(t *testing.T) {
+	t.Parallel()
+	for hostport, want := range map[string]bool{
+		"127.0.0.1:8085": true,
+		"localhost:8687": true,
+		"[::1]:9":        true,
+		"10.0.0.1:8085":  false,
+		"example.com:80": false,
+		"127.0.0.1":      false, // no port
+	} {
+		if got := HostPort(hostport); got != want {
+			t.Errorf("HostPort(%q) = %v, want %v", hostport, got, want)
+		}
+	}
+}
