@@ -95,7 +95,7 @@ func (a *attempt) run(ctx context.Context, k kind, userText string) error {
 		err = a.serve(work, k, userText)
 	}
 	lost := stop()
-	if lost != nil || errors.Is(err, store.ErrLost) || errors.Is(err, store.ErrReplied) {
+	if lost != nil || claimGone(err) {
 		// Another attempt holds the message now: it decides what the user
 		// gets. Nothing more is written here.
 		a.log.Warn("claim lost; stopping", "error", cmp.Or(lost, err))
@@ -124,6 +124,12 @@ func (a *attempt) run(ctx context.Context, k kind, userText string) error {
 	return nil
 }
 
+// claimGone reports whether err says the claim is no longer this attempt's:
+// another attempt took the message, or it is answered.
+func claimGone(err error) bool {
+	return errors.Is(err, store.ErrLost) || errors.Is(err, store.ErrReplied)
+}
+
 // keepClaim returns the context the attempt works in, bounded by budget, and
 // renews the claim every third of a lease until stop is called. When the
 // claim is lost the context is cancelled, so the work stops before sending
@@ -143,7 +149,7 @@ func (a *attempt) keepClaim(ctx context.Context, budget time.Duration) (context.
 				return
 			case <-t.C:
 				_, err := a.renew(work)
-				if errors.Is(err, store.ErrLost) || errors.Is(err, store.ErrReplied) {
+				if claimGone(err) {
 					cancel(err)
 					return
 				}
@@ -218,6 +224,7 @@ func (a *attempt) answer(ctx context.Context, k kind, userText string) error {
 			return err
 		}
 	default:
+		a.log.Info("reusing staged answer")
 		close(a.answerStaged)
 		if speak {
 			note = a.voiceOf(ctx, st)

@@ -965,6 +965,10 @@ func TestAnswerThatStandsUnrecorded(t *testing.T) {
 			if !logged {
 				t.Errorf("no %q logged for the unrecorded exchange:\n%s", tt.want, h.logs)
 			}
+			// The staged answer is read to be recorded, not sent again.
+			if strings.Contains(h.logs.String(), "reusing staged answer") {
+				t.Errorf("the answer given up on is logged as reused:\n%s", h.logs)
+			}
 		})
 	}
 }

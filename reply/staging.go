@@ -47,7 +47,6 @@ func (a *attempt) stagedAnswer(ctx context.Context) (*staged, error) {
 		a.log.Warn("staged answer unreadable; answering again", "error", err)
 		return nil, nil
 	}
-	a.log.Info("reusing staged answer")
 	return &st, nil
 }
 
