@@ -17,10 +17,13 @@ var (
 )
 
 // A transition changes a marker at now. It is given the live marker, or the
-// zero Marker (State "") when the message has none, and may refuse with an
-// error, in which case nothing is written. Both implementations run the same
-// transitions, so they cannot disagree about the state machine.
-type transition func(m *Marker, now time.Time) error
+// zero Marker (State "") when the message has none, and returns it changed,
+// or refuses with an error, in which case nothing is written. Both
+// implementations run the same transitions, so they cannot disagree about the
+// state machine. The marker goes in and out by value: one passed by address
+// to a function value would be allocated on every call, and the intake makes
+// one for every message.
+type transition func(m Marker, now time.Time) (Marker, error)
 
 // step applies t to the stored marker m (found reports whether there is one)
 // and returns the marker to store. An expired marker counts as absent: t then
@@ -34,7 +37,8 @@ func (o Options) step(m Marker, found bool, t transition) (Marker, error) {
 		m = Marker{ExpireAt: now.Add(o.MarkerTTL)}
 	}
 	seen := m.clone()
-	if err := t(&m, now); err != nil {
+	m, err := t(m, now)
+	if err != nil {
 		return seen, err
 	}
 	m.UpdatedAt = now
@@ -61,39 +65,39 @@ func (m Marker) clone() Marker {
 // answer is "try again later"; after that the message is queued again: the
 // claim makes a second job harmless, and Meta's retry heals the loss.
 func admit(grace time.Duration, got *Admission) transition {
-	return func(m *Marker, now time.Time) error {
+	return func(m Marker, now time.Time) (Marker, error) {
 		switch {
 		case m.State == "":
 			m.State = Accepted
 			*got = New
 		case m.State != Accepted:
 			*got = Duplicate
-			return errDuplicate
+			return m, errDuplicate
 		case now.Sub(m.UpdatedAt) < grace:
 			*got = Pending
-			return errPending
+			return m, errPending
 		default:
 			// step moves UpdatedAt to now, which starts a new grace.
 			*got = Requeue
 		}
-		return nil
+		return m, nil
 	}
 }
 
 // claim returns the transition that takes a message for lease. Attempts,
 // counted here, is the claim's fencing token.
 func claim(lease time.Duration) transition {
-	return func(m *Marker, now time.Time) error {
+	return func(m Marker, now time.Time) (Marker, error) {
 		switch {
 		case m.State == Replied:
-			return ErrReplied
+			return m, ErrReplied
 		case m.State == Processing && now.Before(m.LeaseUntil):
-			return ErrClaimed
+			return m, ErrClaimed
 		}
 		m.State = Processing
 		m.Attempts++
 		m.LeaseUntil = now.Add(lease)
-		return nil
+		return m, nil
 	}
 }
 
@@ -102,12 +106,12 @@ func claim(lease time.Duration) transition {
 // lease ran out still holds until someone else claims the message, since
 // until then nobody else can act on it.
 func fenced(token int, t transition) transition {
-	return func(m *Marker, now time.Time) error {
+	return func(m Marker, now time.Time) (Marker, error) {
 		switch {
 		case m.State == Replied:
-			return ErrReplied
+			return m, ErrReplied
 		case m.State != Processing || m.Attempts != token:
-			return ErrLost
+			return m, ErrLost
 		}
 		return t(m, now)
 	}
@@ -115,9 +119,9 @@ func fenced(token int, t transition) transition {
 
 // renew extends the claim's lease.
 func renew(lease time.Duration) transition {
-	return func(m *Marker, now time.Time) error {
+	return func(m Marker, now time.Time) (Marker, error) {
 		m.LeaseUntil = now.Add(lease)
-		return nil
+		return m, nil
 	}
 }
 
@@ -127,25 +131,25 @@ func renew(lease time.Duration) transition {
 // is refused once any part of the answer is sent or uncertain, and the answer
 // once the fallback is, so a user never gets "Sorry" beside an answer.
 func startSend(part string) transition {
-	return func(m *Marker, now time.Time) error {
+	return func(m Marker, now time.Time) (Marker, error) {
 		for _, p := range slices.Concat(m.Sent, slices.Collect(maps.Keys(m.Sending))) {
 			if p != part && (part == FallbackPart) != (p == FallbackPart) {
-				return ErrAnswered
+				return m, ErrAnswered
 			}
 		}
 		if m.Sending == nil {
 			m.Sending = make(map[string]time.Time)
 		}
 		m.Sending[part] = now
-		return nil
+		return m, nil
 	}
 }
 
 // abortSend forgets a send that certainly did not reach Meta.
 func abortSend(part string) transition {
-	return func(m *Marker, _ time.Time) error {
+	return func(m Marker, _ time.Time) (Marker, error) {
 		delete(m.Sending, part)
-		return nil
+		return m, nil
 	}
 }
 
@@ -154,7 +158,7 @@ func abortSend(part string) transition {
 // missing marker is created Processing with a lapsed lease, so the fact is
 // kept and a later Claim resumes after it.
 func markSent(part string) transition {
-	return func(m *Marker, _ time.Time) error {
+	return func(m Marker, _ time.Time) (Marker, error) {
 		if m.State == "" {
 			m.State = Processing
 		}
@@ -162,7 +166,7 @@ func markSent(part string) transition {
 		if !slices.Contains(m.Sent, part) {
 			m.Sent = append(m.Sent, part)
 		}
-		return nil
+		return m, nil
 	}
 }
 
@@ -173,10 +177,10 @@ func markSent(part string) transition {
 // with errUnchanged, so that nothing is written, unless the part is missing
 // from Sent or still uncertain.
 func confirm(part string) transition {
-	return func(m *Marker, now time.Time) error {
+	return func(m Marker, now time.Time) (Marker, error) {
 		_, uncertain := m.Uncertain(part)
 		if m.State == "" || slices.Contains(m.Sent, part) && !uncertain {
-			return errUnchanged
+			return m, errUnchanged
 		}
 		return markSent(part)(m, now)
 	}
@@ -186,26 +190,26 @@ func confirm(part string) transition {
 // spending, and refuses with errUnchanged once it was, so that a retry adds
 // nothing (see AddSpend). Like markSent it is not fenced, since the reply
 // went out whoever counts it, and it keeps the count on a missing marker.
-func count(m *Marker, _ time.Time) error {
+func count(m Marker, _ time.Time) (Marker, error) {
 	if m.Counted {
-		return errUnchanged
+		return m, errUnchanged
 	}
 	if m.State == "" {
 		m.State = Processing
 	}
 	m.Counted = true
-	return nil
+	return m, nil
 }
 
 // complete marks a message Replied.
-func complete(m *Marker, _ time.Time) error {
+func complete(m Marker, _ time.Time) (Marker, error) {
 	m.State = Replied
-	return nil
+	return m, nil
 }
 
 // unclaim ends the claim early by lapsing its lease, keeping the attempts
 // and the parts, so the next Claim may start at once.
-func unclaim(m *Marker, _ time.Time) error {
+func unclaim(m Marker, _ time.Time) (Marker, error) {
 	m.LeaseUntil = time.Time{}
-	return nil
+	return m, nil
 }

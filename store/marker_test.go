@@ -21,8 +21,7 @@ func TestAdmitOverwritesEarlierRun(t *testing.T) {
 		{Marker{State: Accepted, UpdatedAt: now}, Pending, errPending},
 	} {
 		got := New // from the run that lost the race
-		m := c.m
-		if err := admit(time.Minute, &got)(&m, now); !errors.Is(err, c.wantErr) {
+		if _, err := admit(time.Minute, &got)(c.m, now); !errors.Is(err, c.wantErr) {
 			t.Errorf("admit of a marker %s: error %v, want %v", c.m.State, err, c.wantErr)
 		}
 		if got != c.want {
@@ -49,8 +48,7 @@ func TestConfirm(t *testing.T) {
 		{"another part sent", Marker{State: Replied, Sent: []string{"text.1"}}, nil},
 	}
 	for _, tt := range tests {
-		m := tt.m.clone()
-		err := confirm("audio")(&m, now)
+		m, err := confirm("audio")(tt.m.clone(), now)
 		if !errors.Is(err, tt.wantErr) {
 			t.Errorf("%s: confirm(audio) = %v, want %v", tt.name, err, tt.wantErr)
 		}
