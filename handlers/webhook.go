@@ -113,7 +113,7 @@ func (n *notification) summary(attrs []slog.Attr) []slog.Attr {
 		}
 	}
 	if len(n.msgs) > 0 {
-		attrs = append(attrs, slog.String("msgs", string(n.msgs)))
+		attrs = append(attrs, slog.String("msgs", n.msgs))
 	}
 	return attrs
 }
@@ -136,7 +136,7 @@ type notification struct {
 	unserved                     int // from senders the Audience does not serve
 	// msgs are the hashes of the messages queued, space-separated, for the
 	// log line: one string, as a list would be encoded by reflection.
-	msgs  []byte
+	msgs  string
 	trace string
 }
 
@@ -260,17 +260,21 @@ func accept(r *http.Request, d Deps, n *notification, log *slog.Logger) error {
 		return err
 	}
 	n.queued = len(fresh) - n.requeued
-	// One hash per message, for the webhook's line.
+	// One hash per message, for the webhook's line, joined in an array
+	// on the stack that holds the usual few: only the string is allocated.
+	var joined [64]byte
+	msgs := joined[:0]
 	for _, job := range fresh {
-		if len(n.msgs) > 0 {
-			n.msgs = append(n.msgs, ' ')
+		if len(msgs) > 0 {
+			msgs = append(msgs, ' ')
 		}
-		n.msgs = d.IDs.Append(n.msgs, job.Message.ID)
+		msgs = d.IDs.Append(msgs, job.Message.ID)
 		if debug {
 			log.Debug("message queued", d.IDs.Attr(job.Message.ID), "wamid", job.Message.ID,
 				"type", job.Message.Type, "from", logging.Mask(job.Sender))
 		}
 	}
+	n.msgs = string(msgs)
 	return nil
 }
 
