@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
+	"unsafe"
 
 	"github.com/patternai/whatsapp-node/graphapi"
 )
@@ -294,4 +296,35 @@ func peerFixtures(t *testing.T) map[string][]byte {
 		t.Fatalf("found %d peer fixtures, want 74: %v", len(out), keys)
 	}
 	return out
+}
+
+// TestParseStringsReferToBody checks that the payload's strings are taken
+// from the body rather than copied (the intake's allocations), and that a
+// string with escapes, which cannot be, still decodes whole.
+func TestParseStringsReferToBody(t *testing.T) {
+	body := []byte(`{"entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"106540352242922"},` +
+		`"messages":[{"from":"16505551234","id":"wamid.refer","type":"text","text":{"body":"caf\u00e9 \"ol\u00e1\""}}]}}]}]}`)
+	sent := slices.Clone(body)
+	p, err := graphapi.ParsePayload(body)
+	if err != nil {
+		t.Fatalf("ParsePayload: %v", err)
+	}
+	m := p.Entry[0].Changes[0].Value.Messages[0]
+	within := func(s string) bool {
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(body)))
+		at := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return start <= at && at < start+uintptr(len(body))
+	}
+	for _, s := range []string{m.ID, m.From, m.Type, p.Entry[0].Changes[0].Value.Metadata.PhoneNumberID} {
+		if !within(s) {
+			t.Errorf("%q is a copy, not a part of the body", s)
+		}
+	}
+	if want := `café "olá"`; m.Text.Body != want {
+		t.Errorf("text with escapes = %q, want %q", m.Text.Body, want)
+	}
+	// The body is the caller's, and stays as it was.
+	if !slices.Equal(body, sent) {
+		t.Errorf("body changed to %s", body)
+	}
 }
