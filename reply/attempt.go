@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
-	"maps"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,7 +162,7 @@ func (a *attempt) keepClaim(ctx context.Context, budget time.Duration) (context.
 		close(done)
 		wg.Wait()
 		lost := context.Cause(work)
-		if !errors.Is(lost, store.ErrLost) && !errors.Is(lost, store.ErrReplied) {
+		if !claimGone(lost) {
 			lost = nil
 		}
 		cancel(nil)
@@ -601,9 +598,15 @@ func (a *attempt) answered() bool {
 func (a *attempt) begun() (text, audio bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, part := range slices.Concat(slices.Collect(maps.Keys(a.sent)), slices.Collect(maps.Keys(a.marker.Sending))) {
-		text = text || strings.HasPrefix(part, partText+".")
+	see := func(part string) {
+		text = text || isTextPart(part)
 		audio = audio || part == partAudio
+	}
+	for part := range a.sent {
+		see(part)
+	}
+	for part := range a.marker.Sending {
+		see(part)
 	}
 	return text, audio
 }

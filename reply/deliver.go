@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,11 @@ const (
 	partAudio  = "audio"
 	partNotice = "notice"
 )
+
+// textPart names the i-th message of a text answer (from 1), and isTextPart
+// tells such a name.
+func textPart(i int) string       { return partText + "." + strconv.Itoa(i) }
+func isTextPart(part string) bool { return strings.HasPrefix(part, partText+".") }
 
 // errUnsettled is a part whose send had an unknown outcome and that no status
 // confirmed before the attempt's budget ran out: it may have reached the
@@ -57,7 +63,7 @@ func (a *attempt) deliver(ctx context.Context, st *staged, note *voiceNote, want
 		return textErr
 	case audioErr == nil:
 		return nil
-	case errors.Is(audioErr, errUnsettled), errors.Is(audioErr, store.ErrLost), errors.Is(audioErr, store.ErrReplied):
+	case errors.Is(audioErr, errUnsettled), claimGone(audioErr):
 		return audioErr
 	case wantText:
 		a.log.Error("voice note not sent; the text answer stands", "error", audioErr)
@@ -73,7 +79,7 @@ func (a *attempt) deliver(ctx context.Context, st *staged, note *voiceNote, want
 func (a *attempt) sendText(ctx context.Context, answer string) error {
 	for i, chunk := range graphapi.SplitText(answer) {
 		a.awaitStaged()
-		if err := a.sendMessage(ctx, partText+"."+strconv.Itoa(i+1), chunk); err != nil {
+		if err := a.sendMessage(ctx, textPart(i+1), chunk); err != nil {
 			return err
 		}
 	}
@@ -192,7 +198,7 @@ func (a *attempt) awaitConfirmation(ctx context.Context, part string, since time
 	for {
 		m, err := a.renew(ctx)
 		switch {
-		case errors.Is(err, store.ErrLost), errors.Is(err, store.ErrReplied):
+		case claimGone(err):
 			return err
 		case err == nil && (a.isSent(part) || !isUncertain(m, part)):
 			return nil
