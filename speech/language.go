@@ -117,7 +117,7 @@ func (c *Client) voiceFor(language string) *voice {
 	if language == "" || primary == languageKey(voiceLanguage(c.voice, c.voiceLang)) {
 		return own
 	}
-	locale, _, ok := strings.Cut(DefaultVoice(language), chirpInfix)
+	locale, _, ok := strings.Cut(DefaultVoices[primary], chirpInfix)
 	if regionalVoices[language] {
 		locale, ok = language, true
 	}
