@@ -364,14 +364,16 @@ func (s *Firestore) Spending(ctx context.Context, number string) (Spend, error) 
 // in transactions on a busy document do.
 func (s *Firestore) AddSpend(ctx context.Context, number, id string, sp Spend) error {
 	now := s.opts.now()
+	ref := s.spendRef(number, now)
+	fields := map[string]any{
+		"number":   number,
+		"day":      day(now),
+		"messages": firestore.Increment(sp.Messages),
+		"micros":   firestore.Increment(sp.Micros),
+		"expireAt": dayExpiry(now),
+	}
 	_, err := s.applyWith(ctx, id, count, func(tx *firestore.Transaction) error {
-		return tx.Set(s.spendRef(number, now), map[string]any{
-			"number":   number,
-			"day":      day(now),
-			"messages": firestore.Increment(sp.Messages),
-			"micros":   firestore.Increment(sp.Micros),
-			"expireAt": dayExpiry(now),
-		}, firestore.MergeAll)
+		return tx.Set(ref, fields, firestore.MergeAll)
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return fmt.Errorf("add spending: %w", err)
@@ -385,11 +387,10 @@ func (s *Firestore) AddSpend(ctx context.Context, number, id string, sp Spend) e
 func (s *Firestore) FirstOverCeiling(ctx context.Context, number string) (bool, error) {
 	now := s.opts.now()
 	ref := s.spendRef(number, now)
+	flag := map[string]any{"number": number, "day": day(now), "warned": true, "expireAt": dayExpiry(now)}
 	first := false
 	err := untilFirst(ctx, maxSenderTries, func() error {
 		snap, err := ref.Get(ctx)
-		flag := map[string]any{"number": number, "day": day(now), "warned": true,
-			"expireAt": dayExpiry(now)}
 		switch {
 		case status.Code(err) == codes.NotFound:
 			_, err = ref.Create(ctx, flag)
